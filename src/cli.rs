@@ -1,0 +1,219 @@
+//! The command line: clap types, whose doc comments are the `--help` text, and the
+//! forgiving parsers for durations, signals and PIDs.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand};
+use nix::sys::signal::Signal;
+
+use crate::sequence::{Dump, Plan};
+
+/// Stop services gracefully: signal, wait exactly as long as needed, escalate.
+///
+/// gracestop sends the stop signal (and SIGCONT, so a stopped process sees it),
+/// returns the moment the target exits, and with --force sends SIGKILL once
+/// --wait has passed. Targets are pinned with a pidfd, so a recycled PID or a
+/// stale pidfile never gets a signal meant for another process.
+#[derive(Debug, Parser)]
+#[command(name = "gracestop", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Print errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail (pidfd use, identities, timings).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stop processes that already run, by PID or pidfile.
+    ///
+    /// Example: gracestop stop --pidfile /run/app.pid --wait 30 --force
+    ///
+    /// Exit codes: 0 every target is gone; 1 operational error (permission,
+    /// malformed pidfile); 2 usage error; 3 no target was running (missing or
+    /// stale pidfile, no such process; 0 with --missing-ok); 4 a target still runs.
+    Stop(StopArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["pids", "pidfiles"])))]
+pub struct StopArgs {
+    /// Process to stop (repeatable). Must be 2 or more and not gracestop itself.
+    #[arg(long = "pid", value_name = "PID", allow_hyphen_values = true, value_parser = parse_pid)]
+    pub pids: Vec<i32>,
+
+    /// File holding the PID of the process to stop (repeatable).
+    ///
+    /// A pidfile is stale, and nothing is signalled, when its process does not
+    /// exist, is a zombie, or started after the file was last written (2 s slack).
+    /// A pidfile that does not hold one decimal PID, or that anyone may write, is
+    /// an error (exit 1).
+    #[arg(long = "pidfile", value_name = "FILE")]
+    pub pidfiles: Vec<PathBuf>,
+
+    /// Signal the target's whole process group instead of the one process.
+    ///
+    /// Refused when that group is gracestop's own.
+    #[arg(long)]
+    pub group: bool,
+
+    /// Exit 0 instead of 3 when no target is running.
+    #[arg(long)]
+    pub missing_ok: bool,
+
+    #[command(flatten)]
+    pub sequence: SequenceArgs,
+}
+
+/// Options of the stop sequence, shared by every command that signals.
+#[derive(Debug, Args)]
+pub struct SequenceArgs {
+    /// Stop signal: TERM, SIGTERM, term or 15 all work.
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = parse_signal)]
+    pub signal: Signal,
+
+    /// How long to wait for the target to exit after the stop signal.
+    ///
+    /// An upper bound only: gracestop returns the moment the target exits.
+    /// A bare number means seconds (30); humantime also works (500ms, 1m30s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub wait: Duration,
+
+    /// Send SIGKILL when the target still runs after --wait (and --dump).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Before killing, send a dump signal (default QUIT: a JVM prints its thread dump).
+    #[arg(long, value_name = "SIG", num_args = 0..=1, require_equals = true, default_missing_value = "QUIT", value_parser = parse_signal)]
+    pub dump: Option<Signal>,
+
+    /// How long to wait after the dump signal.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, requires = "dump")]
+    pub dump_wait: Duration,
+}
+
+impl SequenceArgs {
+    pub fn plan(&self) -> Plan {
+        Plan {
+            signal: self.signal,
+            wait: self.wait,
+            dump: self.dump.map(|signal| Dump { signal, wait: self.dump_wait }),
+            force: self.force,
+        }
+    }
+}
+
+/// A duration: a bare number of seconds (`30`, `0.5`) or humantime (`500ms`, `1m30s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+        return Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30, 30s, 1m30s, 500ms)"))
+}
+
+/// A signal by name or number: `TERM`, `SIGTERM`, `term`, `15`.
+pub fn parse_signal(text: &str) -> Result<Signal, String> {
+    let text = text.trim();
+    if let Ok(number) = text.parse::<i32>() {
+        return Signal::try_from(number).map_err(|_| format!("{number} is not a signal number"));
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    Signal::from_str(&name).map_err(|_| format!("{text:?} is not a signal name (examples: TERM, SIGINT, 15)"))
+}
+
+/// A PID given on the command line.
+pub fn parse_pid(text: &str) -> Result<i32, String> {
+    let number: i64 = text.trim().parse().map_err(|_| format!("{text:?} is not a whole number"))?;
+    check_pid(number)
+}
+
+/// The PID rules of DESIGN.md §4: a whole number ≥ 2 that is not gracestop's own.
+/// `0` and negatives would mean process groups or every process to kill(2).
+pub fn check_pid(number: i64) -> Result<i32, String> {
+    match number {
+        n if n < 0 => Err(format!("PID {n} is refused: a negative PID means a process group, and -1 every process")),
+        0 => Err("PID 0 is refused: it means gracestop's own process group".into()),
+        1 => Err("PID 1 is refused: it is init".into()),
+        n if n == i64::from(std::process::id()) => Err(format!("PID {n} is refused: it is gracestop itself")),
+        n => i32::try_from(n).map_err(|_| format!("PID {n} is out of range")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_humantime() {
+        let table = [
+            ("30", Duration::from_secs(30)),
+            ("0.5", Duration::from_millis(500)),
+            ("30s", Duration::from_secs(30)),
+            ("1m30s", Duration::from_secs(90)),
+            ("500ms", Duration::from_millis(500)),
+            (" 2s ", Duration::from_secs(2)),
+            ("0", Duration::ZERO),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in ["", "-1", "abc", "1.2.3", "30 parsecs", "nan", "inf", "1e3"] {
+            assert!(parse_duration(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn signals_accept_names_and_numbers() {
+        for text in ["TERM", "SIGTERM", "term", "sigterm", "15", " TERM "] {
+            assert_eq!(parse_signal(text), Ok(Signal::SIGTERM), "{text}");
+        }
+        assert_eq!(parse_signal("QUIT"), Ok(Signal::SIGQUIT));
+        assert_eq!(parse_signal("9"), Ok(Signal::SIGKILL));
+        for bad in ["", "0", "65", "-15", "TERMINATE", "SIG"] {
+            assert!(parse_signal(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn pids_refuse_groups_init_and_ourselves() {
+        assert_eq!(parse_pid("4242"), Ok(4242));
+        assert_eq!(parse_pid("2"), Ok(2));
+        let own = std::process::id().to_string();
+        for bad in ["-1", "0", "1", "-4242", own.as_str(), "abc", "", "99999999999", "4.2"] {
+            let err = parse_pid(bad).unwrap_err();
+            assert!(!err.is_empty(), "{bad}");
+        }
+        assert!(parse_pid("-1").unwrap_err().contains("-1"));
+    }
+
+    #[test]
+    fn stop_needs_a_target_and_takes_negative_pid_values_to_refuse_them() {
+        assert!(Cli::try_parse_from(["gracestop", "stop"]).is_err());
+        let err = Cli::try_parse_from(["gracestop", "stop", "--pid", "-1"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let cli =
+            Cli::try_parse_from(["gracestop", "stop", "--pid", "42", "--dump", "--force", "--wait", "5"]).unwrap();
+        let Command::Stop(args) = cli.command;
+        let plan = args.sequence.plan();
+        assert_eq!(plan.dump, Some(Dump { signal: Signal::SIGQUIT, wait: Duration::from_secs(2) }));
+        assert_eq!(plan.wait, Duration::from_secs(5));
+        assert!(plan.force);
+    }
+}

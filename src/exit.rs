@@ -1,0 +1,94 @@
+//! Every exit code gracestop returns, in one table, and the error type that
+//! carries a code up to `main`.
+//!
+//! Errors flow up as `anyhow::Error`; one that must end with a specific code wraps
+//! a [`Coded`] somewhere in its chain. Anything else is an operational failure.
+
+use std::fmt;
+
+/// Exit codes of `stop` and `drain` (DESIGN.md §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every target is gone: it exited after the stop signal or was killed.
+    Success,
+    /// An operational error: no permission, unreadable or malformed pidfile.
+    Failure,
+    /// A usage error: bad flag, duration, signal or PID. Nothing was touched.
+    Usage,
+    /// No target was running (no such process, stale or missing pidfile).
+    NotRunning,
+    /// A target still runs: `--wait` passed without `--force`, or it survived SIGKILL.
+    StillRunning,
+}
+
+/// The table: code and meaning of every exit, in order.
+pub const TABLE: [(Exit, u8, &str); 5] = [
+    (Exit::Success, 0, "every target is gone"),
+    (Exit::Failure, 1, "operational error (permission, pidfile, strict deregistration)"),
+    (Exit::Usage, 2, "usage error (bad flag, duration, signal, PID)"),
+    (Exit::NotRunning, 3, "no target was running (see --missing-ok)"),
+    (Exit::StillRunning, 4, "a target still runs"),
+];
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        TABLE.iter().find(|row| row.0 == self).map_or(1, |row| row.1)
+    }
+
+    pub fn meaning(self) -> &'static str {
+        TABLE.iter().find(|row| row.0 == self).map_or("", |row| row.2)
+    }
+}
+
+/// An error that decides the exit code.
+#[derive(Debug)]
+pub struct Coded {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl fmt::Display for Coded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+/// An error ending with `exit`.
+pub fn coded(exit: Exit, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Coded { exit, message: message.into() })
+}
+
+/// The exit code an error ends with: the first [`Coded`] in its chain, or 1.
+pub fn of(error: &anyhow::Error) -> Exit {
+    error.chain().find_map(|e| e.downcast_ref::<Coded>()).map_or(Exit::Failure, |c| c.exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn table_codes_are_distinct_and_documented() {
+        let codes: Vec<u8> = TABLE.iter().map(|row| row.1).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4]);
+        for (exit, code, meaning) in TABLE {
+            assert_eq!(exit.code(), code);
+            assert_eq!(exit.meaning(), meaning);
+            assert!(!meaning.is_empty());
+        }
+    }
+
+    #[test]
+    fn coded_error_keeps_its_code_under_context() {
+        let err = Err::<(), _>(coded(Exit::Usage, "bad pid")).context("while resolving targets").unwrap_err();
+        assert_eq!(of(&err), Exit::Usage);
+    }
+
+    #[test]
+    fn plain_error_is_an_operational_failure() {
+        assert_eq!(of(&anyhow::anyhow!("disk on fire")), Exit::Failure);
+    }
+}

@@ -1,0 +1,51 @@
+//! gracestop stops services gracefully.
+//!
+//! # Theory of operation
+//!
+//! A stop is a sequence (DESIGN.md §3): deregister, drain, send the stop signal
+//! and SIGCONT, wait, dump, kill. [`sequence`] holds that order as pure policy over
+//! two small traits, a [`sequence::Target`] that can be signalled and awaited and a
+//! [`sequence::PreStop`] step; it uses nothing but `tokio::time`, so its tests run
+//! under a paused clock.
+//!
+//! The mechanism lives in [`platform`], the one module that makes raw OS calls. A
+//! target is *pinned* there before anything else happens: a pidfd is opened, the
+//! identity is read from `/proc`, and the pidfd is checked to still be alive, so
+//! the identity belongs to the process the pidfd names. Every signal then goes
+//! through the pidfd and cannot reach a process that reuses the PID. The pidfd
+//! also wakes the tokio reactor when the process exits, which is how gracestop
+//! returns within a millisecond of an exit without polling.
+//!
+//! [`stop`] turns `--pid` and `--pidfile` into pinned targets, refusing anything
+//! unsafe before the first signal. [`exit`] is the one table of exit codes, and
+//! `main` the one place that leaves the process.
+
+pub mod cli;
+pub mod exit;
+pub mod log;
+pub mod platform;
+pub mod sequence;
+pub mod stop;
+
+use anyhow::Result;
+
+use cli::{Cli, Command};
+use exit::Exit;
+
+/// Runs a parsed command line to its exit code.
+pub async fn run(cli: Cli) -> Result<Exit> {
+    match cli.command {
+        Command::Stop(args) => stop::stop(&args).await,
+    }
+}
+
+/// The log level the command line asks for.
+pub fn log_level(cli: &Cli) -> log::Level {
+    if cli.quiet {
+        log::Level::Quiet
+    } else if cli.verbose > 0 {
+        log::Level::Verbose
+    } else {
+        log::Level::Normal
+    }
+}

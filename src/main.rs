@@ -1,0 +1,33 @@
+//! The `gracestop` binary: parse, run on a single-threaded runtime, and turn the
+//! result into an exit code. This is the only place that decides how gracestop
+//! exits.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gracestop::{cli::Cli, exit, log};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap's own message; its exit code is 2 for usage errors, 0 for --help.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    log::init(gracestop::log_level(&cli));
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(gracestop::run(cli)),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.code()),
+        Err(e) => {
+            log::error(format_args!("{e:#}"));
+            ExitCode::from(exit::of(&e).code())
+        }
+    }
+}

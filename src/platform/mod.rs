@@ -1,0 +1,20 @@
+//! The platform layer: the only place in gracestop that makes raw OS calls.
+//!
+//! It owns pidfds (`pidfd_open`, `pidfd_send_signal`), `/proc` parsing and the
+//! fallback that polls where the kernel has no pidfd. Everything above it speaks in
+//! terms of a pinned [`Process`] and never sees a bare PID it could signal by
+//! mistake. Policy (which signal, when, how long to wait) lives elsewhere.
+
+mod pidfd;
+mod process;
+pub mod procfs;
+
+pub use process::{pin, Delivery, NotRunning, Pinned, Process, WatchMode};
+
+/// Name of a user id, or the bare number when the user database has no entry.
+pub fn user_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!("{} (uid {uid})", user.name),
+        _ => format!("uid {uid}"),
+    }
+}

@@ -1,0 +1,166 @@
+//! Reading process facts from `/proc`: identity (command name, state, process
+//! group, start time) and signal dispositions. Parsing is kept in pure functions
+//! so that odd command names are unit-tested without real processes.
+
+use std::io;
+use std::time::{Duration, SystemTime};
+
+/// The fields of `/proc/PID/stat` that gracestop uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// The command name (`comm`), at most 15 bytes, possibly with spaces or parentheses.
+    pub comm: String,
+    /// The state letter: `R`, `S`, `D`, `T`, `Z`, …
+    pub state: char,
+    /// Process group id.
+    pub pgrp: i32,
+    /// Start time in clock ticks since boot (field 22).
+    pub start_ticks: u64,
+}
+
+impl Stat {
+    pub fn is_zombie(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// The fields of `/proc/PID/status` that gracestop uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Real user id.
+    pub uid: u32,
+    /// Bit `n-1` set when signal `n` has a handler installed.
+    pub sig_caught: u64,
+    /// Bit `n-1` set when signal `n` is ignored.
+    pub sig_ignored: u64,
+}
+
+pub fn stat(pid: i32) -> io::Result<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_stat(&text)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unexpected /proc/{pid}/stat: {text:?}")))
+}
+
+pub fn status(pid: i32) -> io::Result<Status> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    parse_status(&text)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unexpected /proc/{pid}/status")))
+}
+
+/// Parses `/proc/PID/stat`. The command name sits in parentheses and may itself
+/// contain spaces and `)`, so the fixed fields are read after the *last* `)`.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    // After ") ": field 3 (state) is index 0, field 5 (pgrp) index 2, field 22 (starttime) index 19.
+    let rest: Vec<&str> = text.get(close + 1..)?.split_ascii_whitespace().collect();
+    let state = rest.first()?.chars().next()?;
+    let pgrp = rest.get(2)?.parse().ok()?;
+    let start_ticks = rest.get(19)?.parse().ok()?;
+    Some(Stat { comm, state, pgrp, start_ticks })
+}
+
+pub fn parse_status(text: &str) -> Option<Status> {
+    let mut status = Status::default();
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let value = value.trim();
+        match key {
+            "Uid" => {
+                status.uid = value.split_ascii_whitespace().next()?.parse().ok()?;
+                seen += 1;
+            }
+            "SigCgt" => {
+                status.sig_caught = u64::from_str_radix(value, 16).ok()?;
+                seen += 1;
+            }
+            "SigIgn" => {
+                status.sig_ignored = u64::from_str_radix(value, 16).ok()?;
+                seen += 1;
+            }
+            _ => {}
+        }
+    }
+    (seen == 3).then_some(status)
+}
+
+/// Whether bit `signal - 1` is set in a `/proc` signal mask.
+pub fn mask_has(mask: u64, signal: i32) -> bool {
+    (1..=64).contains(&signal) && mask & (1u64 << (signal - 1)) != 0
+}
+
+/// Wall-clock start time of a process. `btime` has one-second granularity, so the
+/// result may be up to about a second early; callers allow slack for that.
+pub fn start_time(stat: &Stat) -> io::Result<SystemTime> {
+    let text = std::fs::read_to_string("/proc/stat")?;
+    let btime =
+        parse_btime(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no btime in /proc/stat"))?;
+    Ok(SystemTime::UNIX_EPOCH
+        + Duration::from_secs(btime)
+        + ticks_to_duration(stat.start_ticks, clock_ticks_per_second()))
+}
+
+pub fn parse_btime(text: &str) -> Option<u64> {
+    text.lines().find_map(|line| line.strip_prefix("btime ")?.trim().parse().ok())
+}
+
+fn ticks_to_duration(ticks: u64, per_second: u64) -> Duration {
+    let per_second = per_second.max(1);
+    Duration::from_secs(ticks / per_second) + Duration::from_nanos((ticks % per_second) * 1_000_000_000 / per_second)
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value; it has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as u64
+    } else {
+        100
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT: &str = "4242 (my (odd) app) S 1 4242 4242 0 -1 4194560 150 0 0 0 1 0 0 0 20 0 1 0 98765 2412544 256 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+
+    #[test]
+    fn stat_parses_after_the_last_parenthesis() {
+        let stat = parse_stat(STAT).unwrap();
+        assert_eq!(stat, Stat { comm: "my (odd) app".into(), state: 'S', pgrp: 4242, start_ticks: 98765 });
+        assert!(!stat.is_zombie());
+    }
+
+    #[test]
+    fn stat_of_a_zombie_says_so() {
+        let stat = parse_stat(&STAT.replacen(") S ", ") Z ", 1)).unwrap();
+        assert!(stat.is_zombie());
+    }
+
+    #[test]
+    fn truncated_stat_is_rejected() {
+        assert_eq!(parse_stat("4242 (app) S 1 4242"), None);
+        assert_eq!(parse_stat(""), None);
+    }
+
+    #[test]
+    fn status_reads_uid_and_signal_masks() {
+        let text = "Name:\tjava\nUid:\t1000\t1000\t1000\t1000\nSigIgn:\t0000000000000001\nSigCgt:\t0000000000004002\n";
+        let status = parse_status(text).unwrap();
+        assert_eq!(status.uid, 1000);
+        assert!(mask_has(status.sig_caught, 15));
+        assert!(mask_has(status.sig_caught, 2));
+        assert!(!mask_has(status.sig_caught, 3));
+        assert!(mask_has(status.sig_ignored, 1));
+        assert!(!mask_has(0, 0));
+    }
+
+    #[test]
+    fn btime_and_ticks() {
+        assert_eq!(parse_btime("cpu 1 2 3\nbtime 1700000000\nprocesses 5\n"), Some(1_700_000_000));
+        assert_eq!(ticks_to_duration(250, 100), Duration::from_millis(2500));
+    }
+}

@@ -1,0 +1,5 @@
+//! gracestop's integration tests: one binary, real processes, no mocks.
+
+mod support;
+
+mod stop;

@@ -1,0 +1,234 @@
+//! The test harness: real target processes with a readiness handshake and an
+//! event log, gracestop runs bounded in time, and guards that kill whatever a
+//! test started, so a failing test leaves nothing behind.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+
+pub const GRACESTOP: &str = env!("CARGO_BIN_EXE_gracestop");
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/target.py");
+
+/// How gracestop watches for exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Pidfd,
+    Poll,
+}
+
+/// Runs a test body once per mode: every behaviour must hold on the pidfd path
+/// and on the polling fallback alike.
+#[macro_export]
+macro_rules! both_modes {
+    ($(fn $name:ident($mode:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body($mode: $crate::support::Mode) $body
+            #[test]
+            fn pidfd() { body($crate::support::Mode::Pidfd) }
+            #[test]
+            fn polling() { body($crate::support::Mode::Poll) }
+        }
+    )*};
+}
+
+/// A temporary directory holding the readiness files and the event log.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The event log, one entry per line ("target SIGTERM", "grandchild exit").
+    pub fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("events")).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    pub fn has_event(&self, event: &str) -> bool {
+        self.events().iter().any(|e| e == event)
+    }
+
+    /// Starts the fixture target and waits for its handshake.
+    pub fn target(&self, args: &[&str]) -> Target {
+        self.target_with(args, false)
+    }
+
+    /// Starts the fixture target as the leader of its own process group.
+    pub fn target_in_own_group(&self, args: &[&str]) -> Target {
+        self.target_with(args, true)
+    }
+
+    fn target_with(&self, args: &[&str], own_group: bool) -> Target {
+        let ready = self.path(&format!("ready-{}", args.join("_").replace(['/', ' '], "_")));
+        let mut command = Command::new("python3");
+        command.arg(FIXTURE).arg("--ready").arg(&ready).arg("--log").arg(self.path("events")).args(args);
+        if own_group {
+            command.process_group(0);
+        }
+        let child = command.spawn().expect("spawn python3 target");
+        let target = Target { pid: child.id() as i32, child, own_group };
+        wait_for_file(&ready, Duration::from_secs(20));
+        target
+    }
+}
+
+/// Waits (bounded) until `path` exists.
+pub fn wait_for_file(path: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < limit, "{} did not appear within {limit:?}", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A process a test started; killed (with its group, if it has one) on drop.
+pub struct Target {
+    pub pid: i32,
+    child: Child,
+    own_group: bool,
+}
+
+impl Target {
+    /// The state letter from `/proc/PID/stat` (`Z` for a zombie), or None once reaped.
+    pub fn state(&self) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+    }
+
+    /// Running (not exited, not a zombie); does not reap.
+    pub fn is_running(&self) -> bool {
+        !matches!(self.state(), None | Some('Z') | Some('X'))
+    }
+
+    /// Reaps the target, waiting at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        wait_bounded(&mut self.child, limit).unwrap_or_else(|| panic!("target {} still runs after {limit:?}", self.pid))
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.pid), signal).expect("signal own target");
+    }
+
+    /// Waits (bounded) until the target is in state `state`.
+    pub fn wait_for_state(&self, state: char, limit: Duration) {
+        let start = Instant::now();
+        while self.state() != Some(state) {
+            assert!(start.elapsed() < limit, "target never reached state {state}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.own_group {
+            let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls a child until it exits or `limit` passes (then kills it). Bounded.
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The outcome of one gracestop run.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// The exit code; panics (showing stderr) when gracestop died of a signal.
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("gracestop died of signal {:?}: {}", self.status.signal(), self.stderr))
+    }
+}
+
+/// A gracestop command for `mode`.
+pub fn gracestop(mode: Mode) -> Command {
+    let mut command = Command::new(GRACESTOP);
+    command.env_remove("GRACESTOP_NO_PIDFD");
+    if mode == Mode::Poll {
+        command.env("GRACESTOP_NO_PIDFD", "1");
+    }
+    command
+}
+
+/// Runs gracestop to completion (at most 60 s), capturing stderr.
+pub fn run(mut command: Command) -> Run {
+    let start = Instant::now();
+    let mut child = command.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn gracestop");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let status = wait_bounded(&mut child, Duration::from_secs(60)).expect("gracestop hung for 60 s");
+    let elapsed = start.elapsed();
+    let stderr = reader.join().expect("stderr reader");
+    Run { status, stderr, elapsed }
+}
+
+/// Runs `gracestop stop ARGS...` in `mode`.
+pub fn stop(mode: Mode, args: &[&str]) -> Run {
+    let mut command = gracestop(mode);
+    command.arg("stop").args(args);
+    run(command)
+}
+
+/// Whether PID namespaces can be made here; prints why a test is skipped if not.
+pub fn pid_namespaces_work(test: &str) -> bool {
+    let ok = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED {test}: `unshare --pid --fork --mount-proc` is refused on this machine");
+    }
+    ok
+}
+
+/// Runs a shell script as PID 1 of a new PID namespace, in directory `dir`, with
+/// $GS naming gracestop. Whatever the script starts dies with the namespace.
+pub fn in_pid_namespace(dir: &Path, script: &str) -> std::process::Output {
+    Command::new("unshare")
+        .current_dir(dir)
+        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", script])
+        .env("GS", GRACESTOP)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare")
+}
