@@ -1,12 +1,16 @@
 //! The command line: clap types, whose doc comments are the `--help` text, and the
 //! forgiving parsers for durations, signals and PIDs.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand};
 use nix::sys::signal::Signal;
+use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::{Method, Url};
 
 use crate::sequence::{Dump, Plan};
 
@@ -35,19 +39,31 @@ pub struct Cli {
 pub enum Command {
     /// Stop processes that already run, by PID or pidfile.
     ///
-    /// Example: gracestop stop --pidfile /run/app.pid --wait 30 --force
+    /// Example: gracestop stop --pidfile /run/app.pid --deregister-url http://127.0.0.1:8080/down --drain 10s --wait 30
+    /// --force
     ///
     /// Exit codes: 0 every target is gone; 1 operational error (permission,
-    /// malformed pidfile); 2 usage error; 3 no target was running (missing or
-    /// stale pidfile, no such process; 0 with --missing-ok); 4 a target still runs.
+    /// malformed pidfile, strict deregistration failed); 2 usage error; 3 no
+    /// target was running (missing or stale pidfile, no such process; 0 with
+    /// --missing-ok); 4 a target still runs.
     Stop(StopArgs),
+
+    /// Only deregister and drain, then exit: a shell-free Kubernetes preStop.
+    ///
+    /// Example: gracestop drain --deregister-url http://127.0.0.1:8080/actuator/service-registry --deregister-body
+    /// '{"status":"DOWN"}' --drain 10s
+    ///
+    /// Exit codes: 0 done (deregistration succeeded, or failed without
+    /// --deregister-strict); 1 strict deregistration failed; 2 usage error.
+    /// A SIGTERM or SIGINT to gracestop ends the drain early.
+    Drain(DrainArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("target").required(true).multiple(true).args(["pids", "pidfiles"])))]
 pub struct StopArgs {
     /// Process to stop (repeatable). Must be 2 or more and not gracestop itself.
-    #[arg(long = "pid", value_name = "PID", allow_hyphen_values = true, value_parser = parse_pid)]
+    #[arg(long = "pid", value_name = "PID", allow_hyphen_values = true, value_parser = parse_pid, env = "GRACESTOP_PID", value_delimiter = ',')]
     pub pids: Vec<i32>,
 
     /// File holding the PID of the process to stop (repeatable).
@@ -56,59 +72,166 @@ pub struct StopArgs {
     /// exist, is a zombie, or started after the file was last written (2 s slack).
     /// A pidfile that does not hold one decimal PID, or that anyone may write, is
     /// an error (exit 1).
-    #[arg(long = "pidfile", value_name = "FILE")]
+    #[arg(long = "pidfile", value_name = "FILE", env = "GRACESTOP_PIDFILE")]
     pub pidfiles: Vec<PathBuf>,
 
     /// Signal the target's whole process group instead of the one process.
     ///
     /// Refused when that group is gracestop's own.
-    #[arg(long)]
+    #[arg(long, env = "GRACESTOP_GROUP", value_parser = BoolishValueParser::new())]
     pub group: bool,
 
     /// Exit 0 instead of 3 when no target is running.
-    #[arg(long)]
+    #[arg(long, env = "GRACESTOP_MISSING_OK", value_parser = BoolishValueParser::new())]
     pub missing_ok: bool,
 
     #[command(flatten)]
+    pub pre_stop: PreStopArgs,
+
+    #[command(flatten)]
     pub sequence: SequenceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub pre_stop: PreStopArgs,
+}
+
+/// The phases before the signal: deregistration and drain (DESIGN.md §3).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Deregistration and drain")]
+pub struct PreStopArgs {
+    /// URL to call before the stop signal (repeatable; all are called at once).
+    ///
+    /// Any 2xx answer is success. Redirects are not followed: a 3xx is a failure.
+    /// A failure is a warning and the stop goes on, unless --deregister-strict.
+    /// From the environment: several URLs separated by spaces.
+    #[arg(long = "deregister-url", value_name = "URL", value_parser = parse_url, env = "GRACESTOP_DEREGISTER_URL", value_delimiter = ' ')]
+    pub urls: Vec<Url>,
+
+    /// HTTP method of the deregistration requests.
+    #[arg(long = "deregister-method", value_name = "METHOD", default_value = "POST", value_parser = parse_method, env = "GRACESTOP_DEREGISTER_METHOD")]
+    pub method: Method,
+
+    /// Header 'Name: value' to send (repeatable). Values never appear in the log.
+    ///
+    /// Pass secrets through the environment, one header per line, so they stay out
+    /// of `ps`: GRACESTOP_DEREGISTER_HEADER='Authorization: Bearer ...'
+    #[arg(long = "deregister-header", value_name = "HEADER", value_parser = parse_header, env = "GRACESTOP_DEREGISTER_HEADER", value_delimiter = '\n')]
+    pub headers: Vec<Header>,
+
+    /// Request body: the text itself, or @FILE to read it from a file.
+    #[arg(long = "deregister-body", value_name = "TEXT|@FILE", env = "GRACESTOP_DEREGISTER_BODY")]
+    pub body: Option<String>,
+
+    /// Time limit of one deregistration attempt (connect, send, response headers).
+    #[arg(long = "deregister-timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration, env = "GRACESTOP_DEREGISTER_TIMEOUT")]
+    pub timeout: Duration,
+
+    /// Retries after a connection error, a timeout or a 5xx answer (short backoff).
+    #[arg(long = "deregister-retries", value_name = "N", default_value = "2", env = "GRACESTOP_DEREGISTER_RETRIES", value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub retries: u32,
+
+    /// Abort before any signal, with exit 1, when a deregistration fails.
+    #[arg(long = "deregister-strict", env = "GRACESTOP_DEREGISTER_STRICT", value_parser = BoolishValueParser::new())]
+    pub strict: bool,
+
+    /// PEM file of the CA certificates that https deregistration URLs are checked
+    /// against, instead of the system's.
+    #[arg(long = "deregister-cacert", value_name = "FILE", env = "GRACESTOP_DEREGISTER_CACERT")]
+    pub cacert: Option<PathBuf>,
+
+    /// Sleep after deregistering, before the signal: the load balancer's refresh
+    /// window. Ends early when every target exits, or on a SIGTERM/SIGINT to gracestop.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, env = "GRACESTOP_DRAIN")]
+    pub drain: Duration,
+
+    /// The outer budget (Kubernetes terminationGracePeriodSeconds, docker stop -t).
+    ///
+    /// When the worst case exceeds it, gracestop says so and shortens the drain
+    /// first, then the wait, so that its own dump and kill come before the outer
+    /// SIGKILL.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "GRACESTOP_DEADLINE")]
+    pub deadline: Option<Duration>,
 }
 
 /// Options of the stop sequence, shared by every command that signals.
 #[derive(Debug, Args)]
 pub struct SequenceArgs {
     /// Stop signal: TERM, SIGTERM, term or 15 all work.
-    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = parse_signal)]
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = parse_signal, env = "GRACESTOP_SIGNAL")]
     pub signal: Signal,
 
     /// How long to wait for the target to exit after the stop signal.
     ///
     /// An upper bound only: gracestop returns the moment the target exits.
     /// A bare number means seconds (30); humantime also works (500ms, 1m30s).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, env = "GRACESTOP_WAIT")]
     pub wait: Duration,
 
     /// Send SIGKILL when the target still runs after --wait (and --dump).
-    #[arg(long)]
+    #[arg(long, env = "GRACESTOP_FORCE", value_parser = BoolishValueParser::new())]
     pub force: bool,
 
     /// Before killing, send a dump signal (default QUIT: a JVM prints its thread dump).
-    #[arg(long, value_name = "SIG", num_args = 0..=1, require_equals = true, default_missing_value = "QUIT", value_parser = parse_signal)]
+    #[arg(long, value_name = "SIG", num_args = 0..=1, require_equals = true, default_missing_value = "QUIT", value_parser = parse_signal, env = "GRACESTOP_DUMP")]
     pub dump: Option<Signal>,
 
     /// How long to wait after the dump signal.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, requires = "dump")]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, env = "GRACESTOP_DUMP_WAIT")]
     pub dump_wait: Duration,
 }
 
 impl SequenceArgs {
-    pub fn plan(&self) -> Plan {
+    pub fn plan(&self, drain: Duration) -> Plan {
         Plan {
+            drain,
             signal: self.signal,
             wait: self.wait,
             dump: self.dump.map(|signal| Dump { signal, wait: self.dump_wait }),
             force: self.force,
         }
     }
+}
+
+/// A request header. Its value is a secret as far as the log is concerned.
+#[derive(Clone)]
+pub struct Header {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ***", self.name)
+    }
+}
+
+/// An http or https URL with a host.
+pub fn parse_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("{e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err("only http:// and https:// URLs with a host are supported".into());
+    }
+    Ok(url)
+}
+
+/// An HTTP method token, upper-cased: `post` → `POST`.
+pub fn parse_method(text: &str) -> Result<Method, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    if upper.is_empty() || !upper.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_') {
+        return Err("not an HTTP method (examples: POST, PUT, DELETE)".into());
+    }
+    Method::from_bytes(upper.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// A header as `Name: value`.
+pub fn parse_header(text: &str) -> Result<Header, String> {
+    let (name, value) = text.split_once(':').ok_or("expected 'Name: value'")?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| "not a valid header name".to_string())?;
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| format!("the value of header {name} is not valid"))?;
+    Ok(Header { name, value })
 }
 
 /// A duration: a bare number of seconds (`30`, `0.5`) or humantime (`500ms`, `1m30s`).
@@ -204,14 +327,35 @@ mod tests {
     }
 
     #[test]
+    fn urls_methods_and_headers() {
+        assert!(parse_url("http://127.0.0.1:8080/actuator/service-registry").is_ok());
+        assert!(parse_url("https://registry.example/v1/agent/service/deregister/app").is_ok());
+        for bad in ["", "127.0.0.1:8080/down", "ftp://host/x", "http://", "not a url"] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_method("put"), Ok(Method::PUT));
+        assert_eq!(parse_method("DELETE"), Ok(Method::DELETE));
+        for bad in ["", "PO ST", "GET/", "P@ST"] {
+            assert!(parse_method(bad).is_err(), "{bad}");
+        }
+        let header = parse_header("Authorization: Bearer s3cr3t").unwrap();
+        assert_eq!(header.name, "authorization");
+        assert_eq!(header.value, "Bearer s3cr3t");
+        assert!(!format!("{header:?}").contains("s3cr3t"), "Debug redacts the value");
+        for bad in ["no colon", ": value", "Bad Name: v", "X-Ok: bad\u{7f}value"] {
+            assert!(parse_header(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn stop_needs_a_target_and_takes_negative_pid_values_to_refuse_them() {
         assert!(Cli::try_parse_from(["gracestop", "stop"]).is_err());
         let err = Cli::try_parse_from(["gracestop", "stop", "--pid", "-1"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         let cli =
             Cli::try_parse_from(["gracestop", "stop", "--pid", "42", "--dump", "--force", "--wait", "5"]).unwrap();
-        let Command::Stop(args) = cli.command;
-        let plan = args.sequence.plan();
+        let Command::Stop(args) = cli.command else { panic!("stop") };
+        let plan = args.sequence.plan(args.pre_stop.drain);
         assert_eq!(plan.dump, Some(Dump { signal: Signal::SIGQUIT, wait: Duration::from_secs(2) }));
         assert_eq!(plan.wait, Duration::from_secs(5));
         assert!(plan.force);

@@ -21,6 +21,7 @@
 //! `main` the one place that leaves the process.
 
 pub mod cli;
+pub mod deregister;
 pub mod exit;
 pub mod log;
 pub mod platform;
@@ -36,6 +37,7 @@ use exit::Exit;
 pub async fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Stop(args) => stop::stop(&args).await,
+        Command::Drain(args) => stop::drain(&args).await,
     }
 }
 

@@ -5,9 +5,12 @@
 //! drain, shared by every target) with `tokio::time` alone, so the whole order is
 //! unit-tested under a paused clock.
 //!
-//! Order: pre-stop → stop signal → SIGCONT → wait → dump → kill → confirm.
-//! Every wait is a race between the target's exit and a deadline: `--wait` is an
-//! upper bound, and the sequence moves on the moment the target is gone.
+//! Order: pre-stop (deregister) → drain → stop signal → SIGCONT → wait → dump →
+//! kill → confirm. Every wait is a race between the target's exit and a deadline:
+//! `--wait` is an upper bound, and the sequence moves on the moment the target is
+//! gone. Further stop requests to gracestop (a second SIGTERM or SIGINT) race
+//! every phase too: the second cuts deregistration and drain short, the third
+//! skips straight to SIGKILL.
 
 use std::fmt;
 use std::future::Future;
@@ -17,6 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use futures_util::future::join_all;
 use nix::sys::signal::Signal;
+use tokio::sync::watch;
 use tokio::time::{timeout, Instant};
 
 use crate::log;
@@ -56,9 +60,13 @@ pub struct Dump {
     pub wait: Duration,
 }
 
+/// Time kept in hand, within a `--deadline`, for SIGKILL to land and be seen.
+pub const KILL_RESERVE: Duration = Duration::from_secs(1);
+
 /// What to send and how long to wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
+    pub drain: Duration,
     pub signal: Signal,
     pub wait: Duration,
     pub dump: Option<Dump>,
@@ -66,17 +74,53 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The longest the signal-to-end part of the sequence can take.
-    pub fn worst_case(&self) -> Duration {
+    /// The longest the sequence can take until its last signal has landed, when
+    /// the pre-stop step may take up to `pre_stop`.
+    pub fn worst_case(&self, pre_stop: Duration) -> Duration {
         let dump = self.dump.map_or(Duration::ZERO, |d| d.wait);
-        let kill = if self.force { KILL_CONFIRM } else { Duration::ZERO };
-        self.wait + dump + kill
+        let kill = if self.force { KILL_RESERVE } else { Duration::ZERO };
+        pre_stop + self.drain + self.wait + dump + kill
     }
+
+    /// Fits the plan into `deadline` by shortening the drain first, then the wait,
+    /// so that gracestop's own dump and kill come before an outer SIGKILL. Returns
+    /// what was changed, for the log, or None when the plan already fits.
+    pub fn fit(&mut self, pre_stop: Duration, deadline: Duration) -> Option<String> {
+        let worst = self.worst_case(pre_stop);
+        let mut over = worst.checked_sub(deadline).filter(|d| !d.is_zero())?;
+        let (drain, wait) = (self.drain, self.wait);
+        let cut = over.min(self.drain);
+        self.drain -= cut;
+        over -= cut;
+        let cut = over.min(self.wait);
+        self.wait -= cut;
+        over -= cut;
+        let mut note = format!("worst case {} exceeds --deadline {}", fmt_duration(worst), fmt_duration(deadline));
+        for (name, before, after) in [("drain", drain, self.drain), ("wait", wait, self.wait)] {
+            if before != after {
+                note.push_str(&format!("; {name} shortened from {} to {}", fmt_duration(before), fmt_duration(after)));
+            }
+        }
+        if !over.is_zero() {
+            note.push_str(&format!(
+                "; still {} over (deregistration, dump and kill are not shortened)",
+                fmt_duration(over)
+            ));
+        }
+        Some(note)
+    }
+}
+
+fn fmt_duration(duration: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(duration.as_millis() as u64))
 }
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}, wait {}", self.signal, humantime::format_duration(self.wait))?;
+        if !self.drain.is_zero() {
+            write!(f, "drain {}, ", fmt_duration(self.drain))?;
+        }
+        write!(f, "{}, wait {}", self.signal, fmt_duration(self.wait))?;
         if let Some(dump) = self.dump {
             write!(f, ", then {} and wait {}", dump.signal, humantime::format_duration(dump.wait))?;
         }
@@ -85,9 +129,35 @@ impl fmt::Display for Plan {
         } else {
             write!(f, ", then give up (no --force)")?;
         }
-        write!(f, "; worst case {}", humantime::format_duration(self.worst_case()))
+        Ok(())
     }
 }
+
+/// Stop requests to gracestop so far (SIGTERM/SIGINT), counting the one that
+/// started the sequence: the second cuts deregistration and drain short, the
+/// third skips to SIGKILL.
+#[derive(Clone, Debug)]
+pub struct Requests(watch::Receiver<u32>);
+
+impl Requests {
+    /// A counter starting at `initial`, and the sender that raises it.
+    pub fn channel(initial: u32) -> (watch::Sender<u32>, Requests) {
+        let (tx, rx) = watch::channel(initial);
+        (tx, Requests(rx))
+    }
+
+    /// Resolves once `count` requests have arrived; never, if they cannot any more.
+    pub async fn reached(&self, count: u32) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|n| *n >= count).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The request count that skips to the signal, and the one that skips to SIGKILL.
+const SKIP_TO_SIGNAL: u32 = 2;
+const SKIP_TO_KILL: u32 = 3;
 
 /// A phase of the sequence, as it appears in the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,9 +202,36 @@ impl Fate {
     }
 }
 
-/// Runs the pre-stop step once, then stops every target concurrently. Ends early,
-/// without any signal, when every target exits during the pre-stop step.
-pub async fn stop_all<T: Target, P: PreStop>(targets: &[T], pre_stop: &P, plan: &Plan) -> Result<Vec<Fate>> {
+/// The phases before the signal: the pre-stop step, then the drain. A second stop
+/// request cuts both short. Also the whole of `gracestop drain`.
+pub async fn before_signal<P: PreStop>(pre_stop: &P, drain: Duration, requests: &Requests) -> Result<()> {
+    let phases = async {
+        pre_stop.run().await?;
+        if !drain.is_zero() {
+            log::info("drain", format_args!("waiting {} for load balancers to stop routing here", fmt_duration(drain)));
+            tokio::time::sleep(drain).await;
+            log::info("drain", format_args!("done"));
+        }
+        Ok(())
+    };
+    tokio::select! {
+        biased;
+        _ = requests.reached(SKIP_TO_SIGNAL) => {
+            log::info("drain", format_args!("stop requested again: skipping to the signal"));
+            Ok(())
+        }
+        result = phases => result,
+    }
+}
+
+/// Runs the phases before the signal once, then stops every target concurrently.
+/// Ends early, without any signal, when every target exits before the signal.
+pub async fn stop_all<T: Target, P: PreStop>(
+    targets: &[T],
+    pre_stop: &P,
+    plan: &Plan,
+    requests: &Requests,
+) -> Result<Vec<Fate>> {
     let all_exited = join_all(targets.iter().map(Target::exited));
     tokio::select! {
         biased;
@@ -142,21 +239,37 @@ pub async fn stop_all<T: Target, P: PreStop>(targets: &[T], pre_stop: &P, plan: 
             log::info("signal", format_args!("every target exited before the stop signal"));
             return Ok(vec![Fate::GoneBeforeSignal; targets.len()]);
         }
-        result = pre_stop.run() => result?,
+        result = before_signal(pre_stop, plan.drain, requests) => result?,
     }
-    join_all(targets.iter().map(|target| stop_one(target, plan))).await.into_iter().collect()
+    join_all(targets.iter().map(|target| stop_one(target, plan, requests))).await.into_iter().collect()
 }
 
-/// Waits up to `limit` for `target` to exit; true when it did.
-async fn exits_within<T: Target>(target: &T, limit: Duration) -> bool {
-    timeout(limit, target.exited()).await.is_ok()
+/// How a bounded wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    Exited,
+    TimedOut,
+    /// A third stop request: skip to SIGKILL.
+    Escalated,
+}
+
+/// Waits up to `limit` for `target` to exit, or for the request that skips to kill.
+async fn wait_for<T: Target>(target: &T, limit: Duration, requests: &Requests) -> Waited {
+    tokio::select! {
+        biased;
+        exited = timeout(limit, target.exited()) => if exited.is_ok() { Waited::Exited } else { Waited::TimedOut },
+        _ = requests.reached(SKIP_TO_KILL) => {
+            log::info("kill", format_args!("stop requested a third time: skipping to SIGKILL"));
+            Waited::Escalated
+        }
+    }
 }
 
 fn send<T: Target>(target: &T, signal: Signal) -> Result<Delivery> {
     target.signal(signal).with_context(|| format!("cannot send {signal} to {target}"))
 }
 
-async fn stop_one<T: Target>(target: &T, plan: &Plan) -> Result<Fate> {
+async fn stop_one<T: Target>(target: &T, plan: &Plan, requests: &Requests) -> Result<Fate> {
     let start = Instant::now();
     let since = |start: Instant| log::span(start.elapsed());
 
@@ -170,28 +283,27 @@ async fn stop_one<T: Target>(target: &T, plan: &Plan) -> Result<Fate> {
         send(target, Signal::SIGCONT)?;
     }
 
-    if exits_within(target, plan.wait).await {
+    let mut waited = wait_for(target, plan.wait, requests).await;
+    if waited == Waited::Exited {
         log::info("wait", format_args!("{target} exited {} after {}", since(start), plan.signal));
         return Ok(Fate::Exited { phase: Phase::Wait });
     }
-    log::info("wait", format_args!("{target} still runs after {}", humantime::format_duration(plan.wait)));
 
-    if let Some(dump) = plan.dump {
+    if let (Waited::TimedOut, Some(dump)) = (&waited, plan.dump) {
+        log::info("wait", format_args!("{target} still runs after {}", fmt_duration(plan.wait)));
         if send(target, dump.signal)? == Delivery::Gone {
             return Ok(exited_meanwhile(target, Phase::Dump));
         }
-        log::info(
-            "dump",
-            format_args!("{} -> {target}, waiting {}", dump.signal, humantime::format_duration(dump.wait)),
-        );
-        if exits_within(target, dump.wait).await {
+        log::info("dump", format_args!("{} -> {target}, waiting {}", dump.signal, fmt_duration(dump.wait)));
+        waited = wait_for(target, dump.wait, requests).await;
+        if waited == Waited::Exited {
             log::info("dump", format_args!("{target} exited {} after {}", since(start), plan.signal));
             return Ok(Fate::Exited { phase: Phase::Dump });
         }
     }
 
-    if !plan.force {
-        log::warn("wait", format_args!("{target} still runs; not killing it without --force"));
+    if !plan.force && waited != Waited::Escalated {
+        log::warn("wait", format_args!("{target} still runs after {}; not killing it without --force", since(start)));
         return Ok(Fate::StillRunning);
     }
     if send(target, Signal::SIGKILL)? == Delivery::Gone {
@@ -199,16 +311,13 @@ async fn stop_one<T: Target>(target: &T, plan: &Plan) -> Result<Fate> {
     }
     log::info("kill", format_args!("SIGKILL -> {target}"));
     let killed_at = Instant::now();
-    if exits_within(target, KILL_CONFIRM).await {
+    if timeout(KILL_CONFIRM, target.exited()).await.is_ok() {
         log::info("kill", format_args!("{target} killed ({} after SIGKILL)", since(killed_at)));
         Ok(Fate::Killed)
     } else {
         log::warn(
             "kill",
-            format_args!(
-                "{target} survived SIGKILL for {} (uninterruptible sleep?)",
-                humantime::format_duration(KILL_CONFIRM)
-            ),
+            format_args!("{target} survived SIGKILL for {} (uninterruptible sleep?)", fmt_duration(KILL_CONFIRM)),
         );
         Ok(Fate::SurvivedKill)
     }
@@ -330,7 +439,12 @@ mod tests {
     const SECOND: Duration = Duration::from_secs(1);
 
     fn plan(force: bool, dump: Option<Dump>) -> Plan {
-        Plan { signal: Signal::SIGTERM, wait: 30 * SECOND, dump, force }
+        Plan { drain: Duration::ZERO, signal: Signal::SIGTERM, wait: 30 * SECOND, dump, force }
+    }
+
+    /// Only the request that started the sequence; no more can come.
+    fn no_requests() -> Requests {
+        Requests::channel(1).1
     }
 
     fn quit_dump() -> Option<Dump> {
@@ -341,7 +455,9 @@ mod tests {
     async fn target_that_handles_term_ends_the_wait_when_it_exits() {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::from_millis(250));
         let start = Instant::now();
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump())).await.unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests())
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::Exited { phase: Phase::Wait }]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT]);
         assert_eq!(start.elapsed(), Duration::from_millis(250), "wait is an upper bound only");
@@ -351,7 +467,8 @@ mod tests {
     async fn target_that_ignores_term_is_left_running_without_force() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
         let start = Instant::now();
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, None)).await.unwrap();
+        let fates =
+            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, None), &no_requests()).await.unwrap();
         assert_eq!(fates, [Fate::StillRunning]);
         assert!(!fates[0].is_gone());
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT]);
@@ -361,7 +478,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn force_kills_exactly_when_wait_runs_out() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None)).await.unwrap();
+        let fates =
+            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None), &no_requests()).await.unwrap();
         assert_eq!(fates, [Fate::Killed]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGKILL]);
         assert_eq!(target.time_of(Signal::SIGKILL), 30 * SECOND);
@@ -370,7 +488,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn dump_comes_after_wait_and_before_kill() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump())).await.unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests())
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::Killed]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGQUIT, Signal::SIGKILL]);
         assert_eq!(target.time_of(Signal::SIGQUIT), 30 * SECOND);
@@ -381,7 +501,9 @@ mod tests {
     async fn target_that_exits_on_the_dump_signal_is_not_killed() {
         let target = Fake::new("jvm", &[Signal::SIGQUIT], Duration::from_millis(500));
         let start = Instant::now();
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump())).await.unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests())
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::Exited { phase: Phase::Dump }]);
         assert!(!target.signals().contains(&Signal::SIGKILL));
         assert_eq!(start.elapsed(), 30 * SECOND + Duration::from_millis(500));
@@ -390,7 +512,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn dump_without_force_still_gives_up_after_the_dump_wait() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, quit_dump())).await.unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, quit_dump()), &no_requests())
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::StillRunning]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGQUIT]);
     }
@@ -401,7 +525,7 @@ mod tests {
         target.exit_now();
         let pre = SlowPreStop { duration: 5 * SECOND, ran: RefCell::new(None), start: Instant::now() };
         let start = Instant::now();
-        let fates = stop_all(std::slice::from_ref(&target), &pre, &plan(true, None)).await.unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &pre, &plan(true, None), &no_requests()).await.unwrap();
         assert_eq!(fates, [Fate::GoneBeforeSignal]);
         assert!(target.signals().is_empty());
         assert_eq!(start.elapsed(), Duration::ZERO, "no need to sit through the pre-stop step");
@@ -411,7 +535,7 @@ mod tests {
     async fn pre_stop_runs_before_the_signal() {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::ZERO);
         let pre = SlowPreStop { duration: 5 * SECOND, ran: RefCell::new(None), start: Instant::now() };
-        stop_all(std::slice::from_ref(&target), &pre, &plan(false, None)).await.unwrap();
+        stop_all(std::slice::from_ref(&target), &pre, &plan(false, None), &no_requests()).await.unwrap();
         assert_eq!(*pre.ran.borrow(), Some(5 * SECOND));
         assert_eq!(target.time_of(Signal::SIGTERM), 5 * SECOND);
     }
@@ -422,7 +546,8 @@ mod tests {
         let pre = SlowPreStop { duration: 60 * SECOND, ran: RefCell::new(None), start: Instant::now() };
         let start = Instant::now();
         let plan = plan(true, None);
-        let stopping = stop_all(std::slice::from_ref(&target), &pre, &plan);
+        let requests = no_requests();
+        let stopping = stop_all(std::slice::from_ref(&target), &pre, &plan, &requests);
         let exiting = async {
             tokio::time::sleep(3 * SECOND).await;
             target.exit_now();
@@ -439,7 +564,7 @@ mod tests {
         let quick = Fake::new("quick", &[Signal::SIGTERM], SECOND);
         let start = Instant::now();
         let targets = [slow, quick];
-        let fates = stop_all(&targets, &NoPreStop, &plan(true, None)).await.unwrap();
+        let fates = stop_all(&targets, &NoPreStop, &plan(true, None), &no_requests()).await.unwrap();
         assert_eq!(fates, [Fate::Killed, Fate::Exited { phase: Phase::Wait }]);
         assert_eq!(targets[0].time_of(Signal::SIGKILL), 30 * SECOND);
         assert_eq!(start.elapsed(), 30 * SECOND, "one --wait for all, not one each");
@@ -449,22 +574,89 @@ mod tests {
     async fn cont_as_the_stop_signal_is_not_sent_twice() {
         let target = Fake::new("app", &[Signal::SIGCONT], Duration::ZERO);
         let plan = Plan { signal: Signal::SIGCONT, ..plan(false, None) };
-        stop_all(std::slice::from_ref(&target), &NoPreStop, &plan).await.unwrap();
+        stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &no_requests()).await.unwrap();
         assert_eq!(target.signals(), [Signal::SIGCONT]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn target_surviving_sigkill_is_reported() {
         let target = Fake { survives_kill: true, ..Fake::new("unkillable", &[], Duration::ZERO) };
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None)).await.unwrap();
+        let fates =
+            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None), &no_requests()).await.unwrap();
         assert_eq!(fates, [Fate::SurvivedKill]);
         assert!(!fates[0].is_gone());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn drain_comes_after_pre_stop_and_before_the_signal() {
+        let target = Fake::new("app", &[Signal::SIGTERM], Duration::ZERO);
+        let pre = SlowPreStop { duration: 2 * SECOND, ran: RefCell::new(None), start: Instant::now() };
+        let plan = Plan { drain: 10 * SECOND, ..plan(false, None) };
+        stop_all(std::slice::from_ref(&target), &pre, &plan, &no_requests()).await.unwrap();
+        assert_eq!(*pre.ran.borrow(), Some(2 * SECOND));
+        assert_eq!(target.time_of(Signal::SIGTERM), 12 * SECOND);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn second_request_cuts_the_drain_short() {
+        let target = Fake::new("app", &[Signal::SIGTERM], Duration::ZERO);
+        let plan = Plan { drain: 60 * SECOND, ..plan(false, None) };
+        let (tx, requests) = Requests::channel(1);
+        let stopping = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &requests);
+        let requesting = async {
+            tokio::time::sleep(5 * SECOND).await;
+            tx.send_replace(2);
+        };
+        let (fates, ()) = tokio::join!(stopping, requesting);
+        assert_eq!(fates.unwrap(), [Fate::Exited { phase: Phase::Wait }]);
+        assert_eq!(target.time_of(Signal::SIGTERM), 5 * SECOND);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn third_request_skips_to_kill_even_without_force() {
+        let target = Fake::new("stubborn", &[], Duration::ZERO);
+        let (tx, requests) = Requests::channel(1);
+        let plan = plan(false, quit_dump());
+        let stopping = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &requests);
+        let requesting = async {
+            tokio::time::sleep(SECOND).await;
+            tx.send_replace(3);
+        };
+        let (fates, ()) = tokio::join!(stopping, requesting);
+        assert_eq!(fates.unwrap(), [Fate::Killed]);
+        assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGKILL], "no dump either");
+        assert_eq!(target.time_of(Signal::SIGKILL), SECOND);
+    }
+
     #[test]
     fn worst_case_adds_every_phase() {
-        assert_eq!(plan(false, None).worst_case(), 30 * SECOND);
-        assert_eq!(plan(true, quit_dump()).worst_case(), 32 * SECOND + KILL_CONFIRM);
-        assert!(plan(true, quit_dump()).to_string().contains("SIGQUIT"));
+        assert_eq!(plan(false, None).worst_case(Duration::ZERO), 30 * SECOND);
+        let full = Plan { drain: 10 * SECOND, ..plan(true, quit_dump()) };
+        assert_eq!(full.worst_case(3 * SECOND), 45 * SECOND + KILL_RESERVE);
+        assert!(full.to_string().contains("SIGQUIT"));
+        assert!(full.to_string().starts_with("drain 10s"));
+    }
+
+    #[test]
+    fn deadline_shortens_drain_first_then_wait() {
+        let full = Plan { drain: 10 * SECOND, ..plan(true, quit_dump()) };
+        // 3 + 10 + 30 + 2 + 1 = 46 s of worst case.
+        let mut fitted = full;
+        assert_eq!(fitted.fit(3 * SECOND, 60 * SECOND), None, "fits already");
+        assert_eq!(fitted, full);
+
+        let note = fitted.fit(3 * SECOND, 40 * SECOND).unwrap();
+        assert_eq!((fitted.drain, fitted.wait), (4 * SECOND, 30 * SECOND));
+        assert!(note.contains("drain shortened from 10s to 4s") && !note.contains("wait"), "{note}");
+
+        let mut fitted = full;
+        fitted.fit(3 * SECOND, 20 * SECOND).unwrap();
+        assert_eq!((fitted.drain, fitted.wait), (Duration::ZERO, 14 * SECOND));
+        assert_eq!(fitted.worst_case(3 * SECOND), 20 * SECOND);
+
+        let mut fitted = full;
+        let note = fitted.fit(3 * SECOND, 4 * SECOND).unwrap();
+        assert_eq!((fitted.drain, fitted.wait), (Duration::ZERO, Duration::ZERO));
+        assert!(note.contains("still 2s over"), "{note}");
     }
 }

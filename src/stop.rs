@@ -1,5 +1,5 @@
-//! `gracestop stop`: turn `--pid` and `--pidfile` into pinned targets, safely, and
-//! hand them to the stop sequence.
+//! `gracestop stop` and `gracestop drain`: turn `--pid` and `--pidfile` into
+//! pinned targets, safely, and hand them to the stop sequence.
 //!
 //! Everything is resolved and checked before the first signal: a malformed
 //! pidfile, a process we may not signal or an unsafe `--group` ends gracestop with
@@ -16,11 +16,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 
-use crate::cli::{check_pid, StopArgs};
+use crate::cli::{check_pid, DrainArgs, StopArgs};
+use crate::deregister::Deregistration;
 use crate::exit::Exit;
 use crate::log;
 use crate::platform::{self, procfs, Delivery, NotRunning, Pinned, Process, WatchMode};
-use crate::sequence::{self, Fate, NoPreStop, Plan, Target};
+use crate::sequence::{self, Fate, Plan, Requests, Target};
 
 /// Clock slack when comparing a process's start time with its pidfile's mtime:
 /// `btime` has one-second granularity and file systems round timestamps.
@@ -68,9 +69,59 @@ pub fn watch_mode() -> WatchMode {
     }
 }
 
+/// Counts SIGTERM and SIGINT to gracestop as further stop requests. The command
+/// itself is the first request, so the first signal cuts deregistration and drain
+/// short and the second skips to SIGKILL.
+fn listen_for_requests() -> Result<Requests> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, requests) = Requests::channel(1);
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tx.send_modify(|n| *n += 1);
+            log::info("request", format_args!("received {name}"));
+        }
+    });
+    Ok(requests)
+}
+
+/// Logs the plan and fits it into `--deadline`, saying what was shortened.
+fn fit(deregistration: Option<&Deregistration>, mut plan: Plan, deadline: Option<Duration>, what: &str) -> Plan {
+    let before = deregistration.map_or(Duration::ZERO, Deregistration::worst_case);
+    if let Some(deregistration) = deregistration {
+        log::info("plan", format_args!("deregister {} (at most {})", deregistration.describe(), log::span(before)));
+    }
+    log::info("plan", format_args!("{what}; worst case {}", log::span(plan.worst_case(before))));
+    if let Some(note) = deadline.and_then(|deadline| plan.fit(before, deadline)) {
+        log::warn("plan", format_args!("{note}"));
+    }
+    plan
+}
+
+/// `gracestop drain`: deregister and drain, nothing else.
+pub async fn drain(args: &DrainArgs) -> Result<Exit> {
+    let requests = listen_for_requests()?;
+    let deregistration = Deregistration::new(&args.pre_stop)?;
+    let plan =
+        Plan { drain: args.pre_stop.drain, signal: Signal::SIGTERM, wait: Duration::ZERO, dump: None, force: false };
+    let what = format!("drain {}", log::span(plan.drain));
+    let drain = fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &what).drain;
+    sequence::before_signal(&deregistration, drain, &requests).await?;
+    log::info("done", format_args!("deregistered and drained"));
+    Ok(Exit::Success)
+}
+
 pub async fn stop(args: &StopArgs) -> Result<Exit> {
-    let plan = args.sequence.plan();
+    let requests = listen_for_requests()?;
     let mode = watch_mode();
+    // Everything that needs no process is validated first: a bad URL or body
+    // file ends gracestop here, with no process touched and no URL called.
+    let deregistration = Deregistration::new(&args.pre_stop)?;
 
     let mut targets: Vec<StopTarget> = Vec::new();
     let mut add = |process: Process| {
@@ -91,7 +142,7 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
     }
 
     for target in &targets {
-        check_target(target, &plan)?;
+        check_target(target, &args.sequence.plan(args.pre_stop.drain))?;
     }
     if targets.is_empty() {
         log::info("plan", format_args!("nothing to stop: no target is running"));
@@ -99,11 +150,14 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
     }
     for target in &targets {
         let watch = if target.process.uses_pidfd() { "pidfd" } else { "polling /proc" };
-        log::info("plan", format_args!("stop {target}: {plan}"));
         log::debug("plan", format_args!("watching {} by {watch}", target.process.pid()));
     }
+    let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+    let plan = args.sequence.plan(args.pre_stop.drain);
+    let plan =
+        fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &format!("stop {}: {plan}", names.join(", ")));
 
-    let fates = sequence::stop_all(&targets, &NoPreStop, &plan).await?;
+    let fates = sequence::stop_all(&targets, &deregistration, &plan, &requests).await?;
     let killed = fates.iter().filter(|f| **f == Fate::Killed).count();
     let running = fates.iter().filter(|f| !f.is_gone()).count();
     if running > 0 {

@@ -13,6 +13,7 @@ use nix::unistd::Pid;
 
 pub const GRACESTOP: &str = env!("CARGO_BIN_EXE_gracestop");
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/target.py");
+const REGISTRY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/registry.py");
 
 /// How gracestop watches for exits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,9 +53,54 @@ impl Sandbox {
         self.dir.path().join(name)
     }
 
-    /// The event log, one entry per line ("target SIGTERM", "grandchild exit").
+    /// The event log, one entry per line ("target SIGTERM", "grandchild exit"),
+    /// without the monotonic time stamps.
     pub fn events(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("events")).unwrap_or_default().lines().map(str::to_string).collect()
+        self.stamped_events().into_iter().map(|(event, _)| event).collect()
+    }
+
+    /// The event log with each entry's CLOCK_MONOTONIC time in nanoseconds.
+    pub fn stamped_events(&self) -> Vec<(String, u64)> {
+        let text = std::fs::read_to_string(self.path("events")).unwrap_or_default();
+        text.lines()
+            .map(|line| match line.rsplit_once(" @") {
+                Some((event, ns)) => (event.to_string(), ns.parse().unwrap_or(0)),
+                None => (line.to_string(), 0),
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until the event log holds `event`.
+    pub fn wait_for_event(&self, event: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.has_event(event) {
+            assert!(start.elapsed() < limit, "no {event:?} within {limit:?}: {:?}", self.events());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The time of the first event equal to `event`.
+    pub fn time_of(&self, event: &str) -> Option<u64> {
+        self.stamped_events().into_iter().find(|(e, _)| e == event).map(|(_, t)| t)
+    }
+
+    /// Starts the fixture registry (a real HTTP server on 127.0.0.1) and waits
+    /// for its handshake. It logs every request into this sandbox's event log.
+    pub fn registry(&self, args: &[&str]) -> Registry {
+        let ready = self.path(&format!("registry-ready-{}", args.join("_").replace(['/', ' '], "_")));
+        let child = Command::new("python3")
+            .arg(REGISTRY)
+            .arg("--ready")
+            .arg(&ready)
+            .arg("--log")
+            .arg(self.path("events"))
+            .args(args)
+            .spawn()
+            .expect("spawn python3 registry");
+        let mut registry = Registry { child, port: 0 };
+        wait_for_file(&ready, Duration::from_secs(20));
+        registry.port = std::fs::read_to_string(&ready).expect("port").trim().parse().expect("port number");
+        registry
     }
 
     pub fn has_event(&self, event: &str) -> bool {
@@ -142,6 +188,25 @@ impl Drop for Target {
     }
 }
 
+/// A running fixture registry; killed on drop.
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+}
+
+impl Registry {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Polls a child until it exits or `limit` passes (then kills it). Bounded.
 fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let start = Instant::now();
@@ -186,19 +251,48 @@ pub fn gracestop(mode: Mode) -> Command {
 }
 
 /// Runs gracestop to completion (at most 60 s), capturing stderr.
-pub fn run(mut command: Command) -> Run {
-    let start = Instant::now();
-    let mut child = command.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn gracestop");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let status = wait_bounded(&mut child, Duration::from_secs(60)).expect("gracestop hung for 60 s");
-    let elapsed = start.elapsed();
-    let stderr = reader.join().expect("stderr reader");
-    Run { status, stderr, elapsed }
+pub fn run(command: Command) -> Run {
+    Running::start(command).finish()
+}
+
+/// A gracestop run in progress, for tests that signal gracestop itself.
+pub struct Running {
+    child: Child,
+    start: Instant,
+    reader: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    pub fn start(mut command: Command) -> Running {
+        let start = Instant::now();
+        let mut child = command.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn gracestop");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Running { child, start, reader: Some(reader) }
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal gracestop");
+    }
+
+    /// Waits (at most 60 s) for gracestop to exit.
+    pub fn finish(mut self) -> Run {
+        let status = wait_bounded(&mut self.child, Duration::from_secs(60)).expect("gracestop hung for 60 s");
+        let elapsed = self.start.elapsed();
+        let stderr = self.reader.take().expect("reader").join().expect("stderr reader");
+        Run { status, stderr, elapsed }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Runs `gracestop stop ARGS...` in `mode`.
