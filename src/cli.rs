@@ -37,6 +37,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Launch COMMAND and supervise it; SIGTERM or SIGINT runs the stop sequence.
+    ///
+    /// Example: gracestop run --deregister-url http://127.0.0.1:8080/actuator/serviceregistry --deregister-body
+    /// '{"status":"DOWN"}' --drain 30s --wait 30 --remap-exit 143=0 -- java -jar app.jar
+    ///
+    /// The child runs in its own process group with default signal handling.
+    /// Other signals (HUP, USR1, USR2, QUIT, WINCH, CONT, ...) are forwarded to it
+    /// at once. gracestop reaps every orphan (it is a child subreaper and a
+    /// correct PID 1) and exits only when the child and all its descendants are
+    /// gone, with the child's exit code, or 128+N when it died of signal N. What
+    /// still runs at the end of the stop sequence is killed: --force is implied.
+    /// gracestop's own failures: 125; COMMAND not executable: 126; not found: 127.
+    Run(RunArgs),
+
     /// Stop processes that already run, by PID or pidfile.
     ///
     /// Example: gracestop stop --pidfile /run/app.pid --deregister-url http://127.0.0.1:8080/down --drain 10s --wait 30
@@ -90,6 +104,43 @@ pub struct StopArgs {
 
     #[command(flatten)]
     pub sequence: SequenceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Signals that start the stop sequence (comma-separated).
+    ///
+    /// A second one cuts deregistration and drain short; a third skips to SIGKILL.
+    #[arg(long = "stop-on", value_name = "SIG,...", default_value = "TERM,INT", value_delimiter = ',', value_parser = parse_signal, env = "GRACESTOP_STOP_ON")]
+    pub stop_on: Vec<Signal>,
+
+    /// Send the stop signal to the child alone, not to its whole process group.
+    ///
+    /// SIGKILL at the end still reaches every remaining descendant.
+    #[arg(long, env = "GRACESTOP_SINGLE_CHILD", value_parser = BoolishValueParser::new())]
+    pub single_child: bool,
+
+    /// Map the child's exit code FROM to TO (repeatable), e.g. 143=0 for a JVM
+    /// that exits 143 after a graceful SIGTERM.
+    #[arg(long = "remap-exit", value_name = "FROM=TO", value_parser = parse_remap, env = "GRACESTOP_REMAP_EXIT", value_delimiter = ',')]
+    pub remap_exit: Vec<(u8, u8)>,
+
+    /// Write gracestop's own PID here (atomically), and remove it at exit.
+    ///
+    /// `gracestop stop --pidfile FILE` (or kill -TERM) then runs the whole
+    /// sequence configured here.
+    #[arg(long, value_name = "FILE", env = "GRACESTOP_PIDFILE")]
+    pub pidfile: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub pre_stop: PreStopArgs,
+
+    #[command(flatten)]
+    pub sequence: SequenceArgs,
+
+    /// The command to run, directly (no shell), and its arguments.
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, num_args = 1..)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +259,13 @@ impl fmt::Debug for Header {
     }
 }
 
+/// An exit-code mapping `FROM=TO`, both 0..=255.
+pub fn parse_remap(text: &str) -> Result<(u8, u8), String> {
+    let (from, to) = text.split_once('=').ok_or("expected FROM=TO, e.g. 143=0")?;
+    let code = |t: &str| t.trim().parse::<u8>().map_err(|_| format!("{t:?} is not an exit code (0-255)"));
+    Ok((code(from)?, code(to)?))
+}
+
 /// An http or https URL with a host.
 pub fn parse_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text.trim()).map_err(|e| format!("{e}"))?;
@@ -324,6 +382,22 @@ mod tests {
             assert!(!err.is_empty(), "{bad}");
         }
         assert!(parse_pid("-1").unwrap_err().contains("-1"));
+    }
+
+    #[test]
+    fn remaps_and_run_commands() {
+        assert_eq!(parse_remap("143=0"), Ok((143, 0)));
+        for bad in ["143", "=0", "256=0", "1=-1", "a=b"] {
+            assert!(parse_remap(bad).is_err(), "{bad}");
+        }
+        let cli = Cli::try_parse_from(["gracestop", "run", "--wait", "5", "--", "java", "-jar", "app.jar"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("run") };
+        assert_eq!(args.command, ["java", "-jar", "app.jar"]);
+        assert_eq!(args.stop_on, [Signal::SIGTERM, Signal::SIGINT]);
+        let cli = Cli::try_parse_from(["gracestop", "run", "sleep", "--wait", "9"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("run") };
+        assert_eq!(args.command, ["sleep", "--wait", "9"], "everything after COMMAND is its own");
+        assert!(Cli::try_parse_from(["gracestop", "run"]).is_err());
     }
 
     #[test]

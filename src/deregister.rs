@@ -180,7 +180,7 @@ impl PreStop for Deregistration {
     }
 }
 
-impl<P: PreStop> PreStop for Option<P> {
+impl<P: PreStop> PreStop for Option<&P> {
     async fn run(&self) -> Result<()> {
         match self {
             Some(step) => step.run().await,

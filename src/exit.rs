@@ -19,24 +19,42 @@ pub enum Exit {
     NotRunning,
     /// A target still runs: `--wait` passed without `--force`, or it survived SIGKILL.
     StillRunning,
+    /// `run`: gracestop's own failure.
+    Internal,
+    /// `run`: COMMAND exists but cannot be executed.
+    CannotExecute,
+    /// `run`: COMMAND was not found.
+    NotFound,
+    /// `run`: the child's exit status, after `--remap-exit`.
+    Child(u8),
 }
 
-/// The table: code and meaning of every exit, in order.
-pub const TABLE: [(Exit, u8, &str); 5] = [
+/// The table: code and meaning of every fixed exit, in order. `run` otherwise
+/// exits with its child's status ([`Exit::Child`]).
+pub const TABLE: [(Exit, u8, &str); 8] = [
     (Exit::Success, 0, "every target is gone"),
     (Exit::Failure, 1, "operational error (permission, pidfile, strict deregistration)"),
     (Exit::Usage, 2, "usage error (bad flag, duration, signal, PID)"),
     (Exit::NotRunning, 3, "no target was running (see --missing-ok)"),
     (Exit::StillRunning, 4, "a target still runs"),
+    (Exit::Internal, 125, "run: gracestop's own failure"),
+    (Exit::CannotExecute, 126, "run: COMMAND cannot be executed"),
+    (Exit::NotFound, 127, "run: COMMAND not found"),
 ];
 
 impl Exit {
     pub fn code(self) -> u8 {
-        TABLE.iter().find(|row| row.0 == self).map_or(1, |row| row.1)
+        match self {
+            Exit::Child(code) => code,
+            fixed => TABLE.iter().find(|row| row.0 == fixed).map_or(1, |row| row.1),
+        }
     }
 
     pub fn meaning(self) -> &'static str {
-        TABLE.iter().find(|row| row.0 == self).map_or("", |row| row.2)
+        match self {
+            Exit::Child(_) => "run: the child's exit status",
+            fixed => TABLE.iter().find(|row| row.0 == fixed).map_or("", |row| row.2),
+        }
     }
 }
 
@@ -73,12 +91,18 @@ mod tests {
     #[test]
     fn table_codes_are_distinct_and_documented() {
         let codes: Vec<u8> = TABLE.iter().map(|row| row.1).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 125, 126, 127]);
         for (exit, code, meaning) in TABLE {
             assert_eq!(exit.code(), code);
             assert_eq!(exit.meaning(), meaning);
             assert!(!meaning.is_empty());
         }
+    }
+
+    #[test]
+    fn child_status_passes_through() {
+        assert_eq!(Exit::Child(143).code(), 143);
+        assert_eq!(Exit::Child(0).code(), 0);
     }
 
     #[test]

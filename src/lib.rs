@@ -25,6 +25,7 @@ pub mod deregister;
 pub mod exit;
 pub mod log;
 pub mod platform;
+pub mod run;
 pub mod sequence;
 pub mod stop;
 
@@ -38,6 +39,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Stop(args) => stop::stop(&args).await,
         Command::Drain(args) => stop::drain(&args).await,
+        Command::Run(args) => run::run(&args).await,
     }
 }
 

@@ -244,6 +244,17 @@ pub async fn stop_all<T: Target, P: PreStop>(
     join_all(targets.iter().map(|target| stop_one(target, plan, requests))).await.into_iter().collect()
 }
 
+/// [`stop_all`] for one target and an optional pre-stop step, owning its plan:
+/// the shape `run` needs to keep the sequence as a future beside its loop.
+pub async fn stop_all_owned<T: Target, P: PreStop>(
+    target: &T,
+    pre_stop: Option<&P>,
+    plan: Plan,
+    requests: &Requests,
+) -> Result<Vec<Fate>> {
+    stop_all(std::slice::from_ref(target), &pre_stop, &plan, requests).await
+}
+
 /// How a bounded wait ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Waited {

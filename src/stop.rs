@@ -91,7 +91,12 @@ fn listen_for_requests() -> Result<Requests> {
 }
 
 /// Logs the plan and fits it into `--deadline`, saying what was shortened.
-fn fit(deregistration: Option<&Deregistration>, mut plan: Plan, deadline: Option<Duration>, what: &str) -> Plan {
+pub(crate) fn fit(
+    deregistration: Option<&Deregistration>,
+    mut plan: Plan,
+    deadline: Option<Duration>,
+    what: &str,
+) -> Plan {
     let before = deregistration.map_or(Duration::ZERO, Deregistration::worst_case);
     if let Some(deregistration) = deregistration {
         log::info("plan", format_args!("deregister {} (at most {})", deregistration.describe(), log::span(before)));
@@ -111,7 +116,7 @@ pub async fn drain(args: &DrainArgs) -> Result<Exit> {
         Plan { drain: args.pre_stop.drain, signal: Signal::SIGTERM, wait: Duration::ZERO, dump: None, force: false };
     let what = format!("drain {}", log::span(plan.drain));
     let drain = fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &what).drain;
-    sequence::before_signal(&deregistration, drain, &requests).await?;
+    sequence::before_signal(&deregistration.as_ref(), drain, &requests).await?;
     log::info("done", format_args!("deregistered and drained"));
     Ok(Exit::Success)
 }
@@ -157,7 +162,7 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
     let plan =
         fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &format!("stop {}: {plan}", names.join(", ")));
 
-    let fates = sequence::stop_all(&targets, &deregistration, &plan, &requests).await?;
+    let fates = sequence::stop_all(&targets, &deregistration.as_ref(), &plan, &requests).await?;
     let killed = fates.iter().filter(|f| **f == Fate::Killed).count();
     let running = fates.iter().filter(|f| !f.is_gone()).count();
     if running > 0 {

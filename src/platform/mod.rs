@@ -8,6 +8,7 @@
 mod pidfd;
 mod process;
 pub mod procfs;
+pub mod supervise;
 
 pub use process::{pin, Delivery, NotRunning, Pinned, Process, WatchMode};
 

@@ -12,6 +12,8 @@ pub struct Stat {
     pub comm: String,
     /// The state letter: `R`, `S`, `D`, `T`, `Z`, …
     pub state: char,
+    /// Parent process id.
+    pub ppid: i32,
     /// Process group id.
     pub pgrp: i32,
     /// Start time in clock ticks since boot (field 22).
@@ -53,12 +55,14 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let comm = text.get(open + 1..close)?.to_string();
-    // After ") ": field 3 (state) is index 0, field 5 (pgrp) index 2, field 22 (starttime) index 19.
+    // After ") ": field 3 (state) is index 0, 4 (ppid) index 1, 5 (pgrp) index 2,
+    // 22 (starttime) index 19.
     let rest: Vec<&str> = text.get(close + 1..)?.split_ascii_whitespace().collect();
     let state = rest.first()?.chars().next()?;
+    let ppid = rest.get(1)?.parse().ok()?;
     let pgrp = rest.get(2)?.parse().ok()?;
     let start_ticks = rest.get(19)?.parse().ok()?;
-    Some(Stat { comm, state, pgrp, start_ticks })
+    Some(Stat { comm, state, ppid, pgrp, start_ticks })
 }
 
 pub fn parse_status(text: &str) -> Option<Status> {
@@ -130,7 +134,7 @@ mod tests {
     #[test]
     fn stat_parses_after_the_last_parenthesis() {
         let stat = parse_stat(STAT).unwrap();
-        assert_eq!(stat, Stat { comm: "my (odd) app".into(), state: 'S', pgrp: 4242, start_ticks: 98765 });
+        assert_eq!(stat, Stat { comm: "my (odd) app".into(), state: 'S', ppid: 1, pgrp: 4242, start_ticks: 98765 });
         assert!(!stat.is_zombie());
     }
 

@@ -3,4 +3,5 @@
 mod support;
 
 mod deregister;
+mod run;
 mod stop;

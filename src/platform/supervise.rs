@@ -1,0 +1,262 @@
+//! The OS side of `gracestop run`: subreaper, signal intake through a signalfd,
+//! spawning the child with a clean signal state, reaping, and finding every
+//! descendant.
+//!
+//! Signals: gracestop blocks every asynchronous signal and reads them from one
+//! signalfd, so nothing is lost between two reads and no handler runs in an odd
+//! context. It also installs a no-op handler for each of them: blocked signals
+//! are queued even for PID 1 of a namespace, and the handler makes `SigCgt` in
+//! `/proc/PID/status` tell the truth (so `gracestop stop` aimed at us does not
+//! warn that we would die at once). The child gets an empty mask and default
+//! dispositions back before exec.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::procfs;
+
+/// Signals that must stay deliverable the ordinary way: uncatchable ones, and the
+/// synchronous faults that a blocked mask would turn into hangs.
+const NEVER_BLOCKED: [Signal; 9] = [
+    Signal::SIGKILL,
+    Signal::SIGSTOP,
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGTRAP,
+    Signal::SIGABRT,
+    Signal::SIGSYS,
+];
+
+/// Every signal gracestop takes in through its signalfd. SIGPIPE stays ignored
+/// (Rust's runtime ignores it so that writes return EPIPE).
+fn intake_set() -> SigSet {
+    let mut set = SigSet::all();
+    for signal in NEVER_BLOCKED.iter().chain([Signal::SIGPIPE].iter()) {
+        set.remove(*signal);
+    }
+    set
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// gracestop's signal intake: one signalfd, registered with the tokio reactor.
+pub struct Intake {
+    fd: AsyncFd<SignalFd>,
+}
+
+impl Intake {
+    /// Waits for signals and returns every one that is pending, in arrival order
+    /// (standard signals that arrived twice before a read count once).
+    pub async fn next(&self) -> io::Result<Vec<Signal>> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let mut batch = Vec::new();
+            while let Some(info) = self.fd.get_ref().read_signal()? {
+                if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                    batch.push(sig);
+                }
+            }
+            guard.clear_ready();
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+        }
+    }
+}
+
+/// Blocks the intake set on the calling thread (call before any other thread
+/// exists, so every thread inherits it) and returns the intake that reads them.
+/// Must be called inside a tokio runtime.
+pub fn take_signals() -> io::Result<Intake> {
+    let set = intake_set();
+    let action =
+        signal::SigAction::new(SigHandler::Handler(ignore_signal), signal::SaFlags::SA_RESTART, SigSet::empty());
+    for sig in set.iter() {
+        // SAFETY: the handler does nothing, so it is async-signal-safe; the
+        // signals are blocked and consumed through the signalfd anyway.
+        let _ = unsafe { signal::sigaction(sig, &action) };
+    }
+    signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+    // SAFETY: the SignalFd moves into the AsyncFd and keeps its descriptor open,
+    // unchanged, until the AsyncFd drops.
+    let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+    Ok(Intake { fd })
+}
+
+/// Makes orphaned descendants reparent to us, so that we can reap and stop them.
+pub fn become_subreaper() -> io::Result<()> {
+    Ok(nix::sys::prctl::set_child_subreaper(true)?)
+}
+
+/// How to start the child.
+pub struct Spawn<'a> {
+    pub argv: &'a [OsString],
+    /// Signal the child receives when gracestop dies (parent-death signal).
+    pub death_signal: Signal,
+    /// Ignore SIGTTIN/SIGTTOU in the child: it runs in a background process group
+    /// of gracestop's terminal, and a read would stop it rather than fail.
+    pub detach_from_tty: bool,
+    /// Environment variables not to pass on.
+    pub env_remove: &'a [&'a str],
+}
+
+/// Starts the child in its own process group. Must run on the thread that lives
+/// as long as gracestop (the parent-death signal is tied to the forking thread).
+pub fn spawn(spec: &Spawn<'_>) -> io::Result<i32> {
+    let (program, args) =
+        spec.argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command"))?;
+    let mut command = Command::new(program);
+    command.args(args).process_group(0);
+    for name in spec.env_remove {
+        command.env_remove(name);
+    }
+    let parent = std::process::id() as libc::pid_t;
+    let death_signal = spec.death_signal as libc::c_int;
+    let detach = spec.detach_from_tty;
+    // SAFETY: the closure runs between fork and exec in the child, where only
+    // async-signal-safe calls are allowed. It uses sigemptyset, sigprocmask,
+    // signal, prctl, getppid and kill through libc, all async-signal-safe, and
+    // allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for sig in 1..libc::SIGRTMIN() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            if detach {
+                libc::signal(libc::SIGTTIN, libc::SIG_IGN);
+                libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // gracestop may have died before the prctl: then nobody would tell us.
+            if libc::getppid() != parent {
+                libc::kill(libc::getpid(), death_signal);
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    // The reaper owns every wait from here on; dropping Child never waits.
+    Ok(child.id() as i32)
+}
+
+/// One reaped process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reaped {
+    pub pid: i32,
+    /// Exit code, or `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// Reaps every exited descendant without blocking. Returns what was reaped and
+/// whether no descendant is left at all (ECHILD).
+pub fn reap() -> (Vec<Reaped>, bool) {
+    let mut reaped = Vec::new();
+    // Bounded: each iteration reaps one process; no process tree is this large.
+    for _ in 0..100_000 {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => {
+                reaped.push(Reaped { pid: pid.as_raw(), code: Some(code), signal: None })
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                reaped.push(Reaped { pid: pid.as_raw(), code: None, signal: Some(sig as i32) })
+            }
+            Ok(WaitStatus::StillAlive) => return (reaped, false),
+            Ok(_) => continue,
+            Err(Errno::ECHILD) => return (reaped, true),
+            Err(Errno::EINTR) => continue,
+            Err(_) => return (reaped, false),
+        }
+    }
+    (reaped, false)
+}
+
+/// A descendant of gracestop found in `/proc`.
+#[derive(Clone, Debug)]
+pub struct Descendant {
+    pub pid: i32,
+    pub stat: procfs::Stat,
+}
+
+/// Every live descendant of `root`, parents before children. Zombies are left
+/// out: they have exited, and the reaper will collect them.
+pub fn descendants(root: i32) -> Vec<Descendant> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut all: Vec<(i32, procfs::Stat)> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, procfs::stat(pid).ok()?)))
+        .collect();
+    all.sort_by_key(|(pid, _)| *pid);
+    let mut found: Vec<Descendant> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (pid, stat) in all.iter().filter(|(_, stat)| stat.ppid == parent) {
+            frontier.push(*pid);
+            if !stat.is_zombie() {
+                found.push(Descendant { pid: *pid, stat: stat.clone() });
+            }
+        }
+    }
+    found
+}
+
+/// Signals our own direct child by PID: safe because only we can reap it, so its
+/// PID cannot be reused while we have not.
+pub fn signal_child(pid: i32, sig: Signal) -> io::Result<()> {
+    Ok(signal::kill(Pid::from_raw(pid), sig)?)
+}
+
+/// Signals a process group whose leader is our unreaped child (the group id
+/// cannot be reused while the leader's PID is held).
+pub fn signal_child_group(pgid: i32, sig: Signal) -> io::Result<()> {
+    Ok(signal::killpg(Pid::from_raw(pgid), sig)?)
+}
+
+/// Whether standard input is a terminal.
+pub fn stdin_is_tty() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdin())
+}
+
+/// Signals a descendant found by [`descendants`], through a pidfd, and only if
+/// the PID still names the process that was found (same start time).
+pub fn signal_descendant(found: &Descendant, sig: Signal) -> io::Result<()> {
+    let fd = match super::pidfd::open(found.pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+        Err(_) => None, // no pidfd here: fall back to the start-time check alone
+    };
+    match procfs::stat(found.pid) {
+        Ok(now) if now.start_ticks == found.stat.start_ticks => {}
+        _ => return Ok(()),
+    }
+    let result = match &fd {
+        Some(fd) => super::pidfd::send_signal(std::os::fd::AsFd::as_fd(fd), sig as libc::c_int, 0),
+        None => signal::kill(Pid::from_raw(found.pid), sig).map_err(io::Error::from),
+    };
+    match result {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other,
+    }
+}
