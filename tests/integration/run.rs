@@ -37,17 +37,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 /// Processes still alive whose command line mentions the sandbox: leftovers.
 fn leftovers(sandbox: &Sandbox) -> Vec<i32> {
-    let marker = sandbox.path("").display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-            !zombie && String::from_utf8_lossy(&cmdline).contains(&marker)
-        })
-        .collect()
+    crate::support::processes_mentioning(&sandbox.path(""))
 }
 
 #[test]

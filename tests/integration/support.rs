@@ -6,6 +6,7 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, Signal};
@@ -43,6 +44,31 @@ macro_rules! both_modes {
 /// A temporary directory holding the readiness files and the event log.
 pub struct Sandbox {
     dir: tempfile::TempDir,
+}
+
+impl Drop for Sandbox {
+    /// Kills whatever still runs with this sandbox in its command line: leftovers
+    /// of a failing test (every fixture process names its sandbox's files).
+    fn drop(&mut self) {
+        for pid in processes_mentioning(self.dir.path()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Live (non-zombie) processes whose command line mentions `path`.
+pub fn processes_mentioning(path: &Path) -> Vec<i32> {
+    let marker = path.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie && String::from_utf8_lossy(&cmdline).contains(&marker)
+        })
+        .collect()
 }
 
 impl Sandbox {
@@ -260,20 +286,26 @@ pub fn run(command: Command) -> Run {
 pub struct Running {
     child: Child,
     start: Instant,
-    reader: Option<std::thread::JoinHandle<String>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
 }
 
 impl Running {
     pub fn start(mut command: Command) -> Running {
         let start = Instant::now();
         let mut child = command.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn gracestop");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
+        let mut pipe = child.stderr.take().expect("stderr");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = mpsc::channel();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+            let _ = tx.send(());
         });
-        Running { child, start, reader: Some(reader) }
+        Running { child, start, stderr, done }
     }
 
     pub fn signal(&self, signal: Signal) {
@@ -284,11 +316,14 @@ impl Running {
         self.child.id()
     }
 
-    /// Waits (at most 60 s) for gracestop to exit.
+    /// Waits (at most 60 s) for gracestop to exit, then (at most 2 s) for the end
+    /// of its stderr: a leftover process that inherited the pipe must not hang
+    /// the test.
     pub fn finish(mut self) -> Run {
         let status = wait_bounded(&mut self.child, Duration::from_secs(60)).expect("gracestop hung for 60 s");
         let elapsed = self.start.elapsed();
-        let stderr = self.reader.take().expect("reader").join().expect("stderr reader");
+        let _ = self.done.recv_timeout(Duration::from_secs(2));
+        let stderr = String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned();
         Run { status, stderr, elapsed }
     }
 }
