@@ -238,6 +238,7 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         write_pidfile(path).with_context(|| format!("cannot write pidfile {}", path.display()))?;
     }
     notify(&[sd_notify::NotifyState::Ready]);
+    supervise::trim_resident_code();
 
     let (gone_tx, gone) = watch::channel(false);
     let family = Family { child, name, single_child: args.single_child, child_reaped: Cell::new(false), gone };

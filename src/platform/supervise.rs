@@ -260,3 +260,38 @@ pub fn signal_descendant(found: &Descendant, sig: Signal) -> io::Result<()> {
         other => other,
     }
 }
+
+/// Drops the start-up code from gracestop's resident set once the child runs.
+///
+/// Parsing options, validating input and building clients touch code that the
+/// idle supervisor never runs again, and the kernel's fault-around maps whole
+/// 64 KiB windows of it. `MADV_DONTNEED` on the read-only, executable mappings of
+/// files that hold no private copy of any page (`Anonymous: 0 kB` in smaps, so
+/// nothing written is lost) unmaps those pages; they stay in the page cache and
+/// fault back in on use. Writable and anonymous mappings are left alone.
+pub fn trim_resident_code() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
+    let mut candidate: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some((start, end)) = first.split_once('-') {
+            // A mapping's header: "start-end perms offset dev inode path".
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).unwrap_or("");
+            candidate = match (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) {
+                (Ok(start), Ok(end)) if perms == "r-xp" && path.starts_with('/') => Some((start, end)),
+                _ => None,
+            };
+        } else if first == "Anonymous:" {
+            if let (Some((start, end)), Some("0")) = (candidate.take(), fields.next()) {
+                // SAFETY: a whole read-only, executable, file-backed mapping of ours
+                // with no private page: MADV_DONTNEED only drops page-table entries,
+                // and the same bytes fault back in from the file on next access.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                }
+            }
+        }
+    }
+}
