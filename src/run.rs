@@ -35,7 +35,7 @@ use crate::deregister::Deregistration;
 use crate::exit::{coded, Exit};
 use crate::log;
 use crate::platform::supervise::{self, Reaped, Spawn};
-use crate::sequence::{self, Delivery, Fate, Plan, Requests, Target};
+use crate::sequence::{self, Delivery, Fate, Plan, PreciseClock, Requests, Target};
 use crate::stop;
 
 /// The supervised family: the child, its process group, and every descendant.
@@ -276,7 +276,7 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                             let worst = plan.worst_case(deregistration.as_ref().map_or(Duration::ZERO, Deregistration::worst_case));
                             let usec = u32::try_from(worst.as_micros()).unwrap_or(u32::MAX);
                             notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::ExtendTimeoutUsec(usec)]);
-                            sequence = Some(Box::pin(sequence::stop_all_owned(&family, deregistration.as_ref(), plan, &requests)));
+                            sequence = Some(Box::pin(sequence::stop_all_owned(&family, deregistration.as_ref(), plan, &requests, &PreciseClock)));
                         }
                     } else if !family.child_reaped.get() {
                         log::debug("forward", format_args!("{sig} -> {child}"));
@@ -294,7 +294,13 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         }
         if status.is_some() && sequence.is_none() {
             log::info("run", format_args!("the child has exited; stopping what is left of its family"));
-            sequence = Some(Box::pin(sequence::stop_all_owned(&family, None::<&Deregistration>, leftovers, &requests)));
+            sequence = Some(Box::pin(sequence::stop_all_owned(
+                &family,
+                None::<&Deregistration>,
+                leftovers,
+                &requests,
+                &PreciseClock,
+            )));
         }
     }
 

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use futures_util::future::join_all;
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 
 use crate::log;
 pub use crate::platform::Delivery;
@@ -37,6 +37,40 @@ pub trait Target: fmt::Display {
 
     /// Resolves once the target has exited. Cancel-safe; may be awaited repeatedly.
     fn exited(&self) -> impl Future<Output = ()>;
+}
+
+/// Where the sequence's waits come from. Production uses [`PreciseClock`] (a
+/// timerfd: tokio's millisecond ticks would make every escalation up to ~2 ms
+/// late); tests use [`TokioClock`], which runs under a paused clock.
+pub trait Clock {
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()>;
+}
+
+/// tokio's timer.
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {
+        tokio::time::sleep(duration)
+    }
+}
+
+/// A timerfd per wait.
+pub struct PreciseClock;
+
+impl Clock for PreciseClock {
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {
+        crate::platform::timer::sleep(duration)
+    }
+}
+
+/// `future`'s output, or None if `limit` passes first on `clock`.
+async fn within<C: Clock, F: Future>(clock: &C, limit: Duration, future: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        output = future => Some(output),
+        _ = clock.sleep(limit) => None,
+    }
 }
 
 /// The phases before the signal (deregister, drain), run once for all targets.
@@ -204,12 +238,17 @@ impl Fate {
 
 /// The phases before the signal: the pre-stop step, then the drain. A second stop
 /// request cuts both short. Also the whole of `gracestop drain`.
-pub async fn before_signal<P: PreStop>(pre_stop: &P, drain: Duration, requests: &Requests) -> Result<()> {
+pub async fn before_signal<P: PreStop, C: Clock>(
+    pre_stop: &P,
+    drain: Duration,
+    requests: &Requests,
+    clock: &C,
+) -> Result<()> {
     let phases = async {
         pre_stop.run().await?;
         if !drain.is_zero() {
             log::info("drain", format_args!("waiting {} for load balancers to stop routing here", fmt_duration(drain)));
-            tokio::time::sleep(drain).await;
+            clock.sleep(drain).await;
             log::info("drain", format_args!("done"));
         }
         Ok(())
@@ -226,11 +265,12 @@ pub async fn before_signal<P: PreStop>(pre_stop: &P, drain: Duration, requests: 
 
 /// Runs the phases before the signal once, then stops every target concurrently.
 /// Ends early, without any signal, when every target exits before the signal.
-pub async fn stop_all<T: Target, P: PreStop>(
+pub async fn stop_all<T: Target, P: PreStop, C: Clock>(
     targets: &[T],
     pre_stop: &P,
     plan: &Plan,
     requests: &Requests,
+    clock: &C,
 ) -> Result<Vec<Fate>> {
     let all_exited = join_all(targets.iter().map(Target::exited));
     tokio::select! {
@@ -239,20 +279,21 @@ pub async fn stop_all<T: Target, P: PreStop>(
             log::info("signal", format_args!("every target exited before the stop signal"));
             return Ok(vec![Fate::GoneBeforeSignal; targets.len()]);
         }
-        result = before_signal(pre_stop, plan.drain, requests) => result?,
+        result = before_signal(pre_stop, plan.drain, requests, clock) => result?,
     }
-    join_all(targets.iter().map(|target| stop_one(target, plan, requests))).await.into_iter().collect()
+    join_all(targets.iter().map(|target| stop_one(target, plan, requests, clock))).await.into_iter().collect()
 }
 
 /// [`stop_all`] for one target and an optional pre-stop step, owning its plan:
 /// the shape `run` needs to keep the sequence as a future beside its loop.
-pub async fn stop_all_owned<T: Target, P: PreStop>(
+pub async fn stop_all_owned<T: Target, P: PreStop, C: Clock>(
     target: &T,
     pre_stop: Option<&P>,
     plan: Plan,
     requests: &Requests,
+    clock: &C,
 ) -> Result<Vec<Fate>> {
-    stop_all(std::slice::from_ref(target), &pre_stop, &plan, requests).await
+    stop_all(std::slice::from_ref(target), &pre_stop, &plan, requests, clock).await
 }
 
 /// How a bounded wait ended.
@@ -265,10 +306,10 @@ enum Waited {
 }
 
 /// Waits up to `limit` for `target` to exit, or for the request that skips to kill.
-async fn wait_for<T: Target>(target: &T, limit: Duration, requests: &Requests) -> Waited {
+async fn wait_for<T: Target, C: Clock>(target: &T, limit: Duration, requests: &Requests, clock: &C) -> Waited {
     tokio::select! {
         biased;
-        exited = timeout(limit, target.exited()) => if exited.is_ok() { Waited::Exited } else { Waited::TimedOut },
+        exited = within(clock, limit, target.exited()) => if exited.is_some() { Waited::Exited } else { Waited::TimedOut },
         _ = requests.reached(SKIP_TO_KILL) => {
             log::info("kill", format_args!("stop requested a third time: skipping to SIGKILL"));
             Waited::Escalated
@@ -280,7 +321,7 @@ fn send<T: Target>(target: &T, signal: Signal) -> Result<Delivery> {
     target.signal(signal).with_context(|| format!("cannot send {signal} to {target}"))
 }
 
-async fn stop_one<T: Target>(target: &T, plan: &Plan, requests: &Requests) -> Result<Fate> {
+async fn stop_one<T: Target, C: Clock>(target: &T, plan: &Plan, requests: &Requests, clock: &C) -> Result<Fate> {
     let start = Instant::now();
     let since = |start: Instant| log::span(start.elapsed());
 
@@ -294,7 +335,7 @@ async fn stop_one<T: Target>(target: &T, plan: &Plan, requests: &Requests) -> Re
         send(target, Signal::SIGCONT)?;
     }
 
-    let mut waited = wait_for(target, plan.wait, requests).await;
+    let mut waited = wait_for(target, plan.wait, requests, clock).await;
     if waited == Waited::Exited {
         log::info("wait", format_args!("{target} exited {} after {}", since(start), plan.signal));
         return Ok(Fate::Exited { phase: Phase::Wait });
@@ -306,7 +347,7 @@ async fn stop_one<T: Target>(target: &T, plan: &Plan, requests: &Requests) -> Re
             return Ok(exited_meanwhile(target, Phase::Dump));
         }
         log::info("dump", format_args!("{} -> {target}, waiting {}", dump.signal, fmt_duration(dump.wait)));
-        waited = wait_for(target, dump.wait, requests).await;
+        waited = wait_for(target, dump.wait, requests, clock).await;
         if waited == Waited::Exited {
             log::info("dump", format_args!("{target} exited {} after {}", since(start), plan.signal));
             return Ok(Fate::Exited { phase: Phase::Dump });
@@ -322,7 +363,7 @@ async fn stop_one<T: Target>(target: &T, plan: &Plan, requests: &Requests) -> Re
     }
     log::info("kill", format_args!("SIGKILL -> {target}"));
     let killed_at = Instant::now();
-    if timeout(KILL_CONFIRM, target.exited()).await.is_ok() {
+    if within(clock, KILL_CONFIRM, target.exited()).await.is_some() {
         log::info("kill", format_args!("{target} killed ({} after SIGKILL)", since(killed_at)));
         Ok(Fate::Killed)
     } else {
@@ -466,9 +507,10 @@ mod tests {
     async fn target_that_handles_term_ends_the_wait_when_it_exits() {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::from_millis(250));
         let start = Instant::now();
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests())
-            .await
-            .unwrap();
+        let fates =
+            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests(), &TokioClock)
+                .await
+                .unwrap();
         assert_eq!(fates, [Fate::Exited { phase: Phase::Wait }]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT]);
         assert_eq!(start.elapsed(), Duration::from_millis(250), "wait is an upper bound only");
@@ -479,7 +521,9 @@ mod tests {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
         let start = Instant::now();
         let fates =
-            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, None), &no_requests()).await.unwrap();
+            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, None), &no_requests(), &TokioClock)
+                .await
+                .unwrap();
         assert_eq!(fates, [Fate::StillRunning]);
         assert!(!fates[0].is_gone());
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT]);
@@ -489,8 +533,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn force_kills_exactly_when_wait_runs_out() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
-        let fates =
-            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None), &no_requests()).await.unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None), &no_requests(), &TokioClock)
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::Killed]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGKILL]);
         assert_eq!(target.time_of(Signal::SIGKILL), 30 * SECOND);
@@ -499,9 +544,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn dump_comes_after_wait_and_before_kill() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests())
-            .await
-            .unwrap();
+        let fates =
+            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests(), &TokioClock)
+                .await
+                .unwrap();
         assert_eq!(fates, [Fate::Killed]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGQUIT, Signal::SIGKILL]);
         assert_eq!(target.time_of(Signal::SIGQUIT), 30 * SECOND);
@@ -512,9 +558,10 @@ mod tests {
     async fn target_that_exits_on_the_dump_signal_is_not_killed() {
         let target = Fake::new("jvm", &[Signal::SIGQUIT], Duration::from_millis(500));
         let start = Instant::now();
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests())
-            .await
-            .unwrap();
+        let fates =
+            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests(), &TokioClock)
+                .await
+                .unwrap();
         assert_eq!(fates, [Fate::Exited { phase: Phase::Dump }]);
         assert!(!target.signals().contains(&Signal::SIGKILL));
         assert_eq!(start.elapsed(), 30 * SECOND + Duration::from_millis(500));
@@ -523,9 +570,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn dump_without_force_still_gives_up_after_the_dump_wait() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, quit_dump()), &no_requests())
-            .await
-            .unwrap();
+        let fates =
+            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, quit_dump()), &no_requests(), &TokioClock)
+                .await
+                .unwrap();
         assert_eq!(fates, [Fate::StillRunning]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGQUIT]);
     }
@@ -536,7 +584,9 @@ mod tests {
         target.exit_now();
         let pre = SlowPreStop { duration: 5 * SECOND, ran: RefCell::new(None), start: Instant::now() };
         let start = Instant::now();
-        let fates = stop_all(std::slice::from_ref(&target), &pre, &plan(true, None), &no_requests()).await.unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &pre, &plan(true, None), &no_requests(), &TokioClock)
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::GoneBeforeSignal]);
         assert!(target.signals().is_empty());
         assert_eq!(start.elapsed(), Duration::ZERO, "no need to sit through the pre-stop step");
@@ -546,7 +596,7 @@ mod tests {
     async fn pre_stop_runs_before_the_signal() {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::ZERO);
         let pre = SlowPreStop { duration: 5 * SECOND, ran: RefCell::new(None), start: Instant::now() };
-        stop_all(std::slice::from_ref(&target), &pre, &plan(false, None), &no_requests()).await.unwrap();
+        stop_all(std::slice::from_ref(&target), &pre, &plan(false, None), &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(*pre.ran.borrow(), Some(5 * SECOND));
         assert_eq!(target.time_of(Signal::SIGTERM), 5 * SECOND);
     }
@@ -558,7 +608,7 @@ mod tests {
         let start = Instant::now();
         let plan = plan(true, None);
         let requests = no_requests();
-        let stopping = stop_all(std::slice::from_ref(&target), &pre, &plan, &requests);
+        let stopping = stop_all(std::slice::from_ref(&target), &pre, &plan, &requests, &TokioClock);
         let exiting = async {
             tokio::time::sleep(3 * SECOND).await;
             target.exit_now();
@@ -575,7 +625,7 @@ mod tests {
         let quick = Fake::new("quick", &[Signal::SIGTERM], SECOND);
         let start = Instant::now();
         let targets = [slow, quick];
-        let fates = stop_all(&targets, &NoPreStop, &plan(true, None), &no_requests()).await.unwrap();
+        let fates = stop_all(&targets, &NoPreStop, &plan(true, None), &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(fates, [Fate::Killed, Fate::Exited { phase: Phase::Wait }]);
         assert_eq!(targets[0].time_of(Signal::SIGKILL), 30 * SECOND);
         assert_eq!(start.elapsed(), 30 * SECOND, "one --wait for all, not one each");
@@ -585,15 +635,16 @@ mod tests {
     async fn cont_as_the_stop_signal_is_not_sent_twice() {
         let target = Fake::new("app", &[Signal::SIGCONT], Duration::ZERO);
         let plan = Plan { signal: Signal::SIGCONT, ..plan(false, None) };
-        stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &no_requests()).await.unwrap();
+        stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(target.signals(), [Signal::SIGCONT]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn target_surviving_sigkill_is_reported() {
         let target = Fake { survives_kill: true, ..Fake::new("unkillable", &[], Duration::ZERO) };
-        let fates =
-            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None), &no_requests()).await.unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None), &no_requests(), &TokioClock)
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::SurvivedKill]);
         assert!(!fates[0].is_gone());
     }
@@ -603,7 +654,7 @@ mod tests {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::ZERO);
         let pre = SlowPreStop { duration: 2 * SECOND, ran: RefCell::new(None), start: Instant::now() };
         let plan = Plan { drain: 10 * SECOND, ..plan(false, None) };
-        stop_all(std::slice::from_ref(&target), &pre, &plan, &no_requests()).await.unwrap();
+        stop_all(std::slice::from_ref(&target), &pre, &plan, &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(*pre.ran.borrow(), Some(2 * SECOND));
         assert_eq!(target.time_of(Signal::SIGTERM), 12 * SECOND);
     }
@@ -613,7 +664,7 @@ mod tests {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::ZERO);
         let plan = Plan { drain: 60 * SECOND, ..plan(false, None) };
         let (tx, requests) = Requests::channel(1);
-        let stopping = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &requests);
+        let stopping = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &requests, &TokioClock);
         let requesting = async {
             tokio::time::sleep(5 * SECOND).await;
             tx.send_replace(2);
@@ -628,7 +679,7 @@ mod tests {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
         let (tx, requests) = Requests::channel(1);
         let plan = plan(false, quit_dump());
-        let stopping = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &requests);
+        let stopping = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &requests, &TokioClock);
         let requesting = async {
             tokio::time::sleep(SECOND).await;
             tx.send_replace(3);

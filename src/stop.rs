@@ -21,7 +21,7 @@ use crate::deregister::Deregistration;
 use crate::exit::Exit;
 use crate::log;
 use crate::platform::{self, procfs, Delivery, NotRunning, Pinned, Process, WatchMode};
-use crate::sequence::{self, Fate, Plan, Requests, Target};
+use crate::sequence::{self, Fate, Plan, PreciseClock, Requests, Target};
 
 /// Clock slack when comparing a process's start time with its pidfile's mtime:
 /// `btime` has one-second granularity and file systems round timestamps.
@@ -116,7 +116,7 @@ pub async fn drain(args: &DrainArgs) -> Result<Exit> {
         Plan { drain: args.pre_stop.drain, signal: Signal::SIGTERM, wait: Duration::ZERO, dump: None, force: false };
     let what = format!("drain {}", log::span(plan.drain));
     let drain = fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &what).drain;
-    sequence::before_signal(&deregistration.as_ref(), drain, &requests).await?;
+    sequence::before_signal(&deregistration.as_ref(), drain, &requests, &PreciseClock).await?;
     log::info("done", format_args!("deregistered and drained"));
     Ok(Exit::Success)
 }
@@ -162,7 +162,7 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
     let plan =
         fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &format!("stop {}: {plan}", names.join(", ")));
 
-    let fates = sequence::stop_all(&targets, &deregistration.as_ref(), &plan, &requests).await?;
+    let fates = sequence::stop_all(&targets, &deregistration.as_ref(), &plan, &requests, &PreciseClock).await?;
     let killed = fates.iter().filter(|f| **f == Fate::Killed).count();
     let running = fates.iter().filter(|f| !f.is_gone()).count();
     if running > 0 {

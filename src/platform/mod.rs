@@ -9,6 +9,7 @@ mod pidfd;
 mod process;
 pub mod procfs;
 pub mod supervise;
+pub mod timer;
 
 pub use process::{pin, Delivery, NotRunning, Pinned, Process, WatchMode};
 
