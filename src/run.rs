@@ -9,7 +9,8 @@
 //!   the child is reaped, the family is gone and gracestop exits.
 //! - a `--stop-on` signal (TERM, INT): the first starts the stop sequence, later
 //!   ones escalate it (§3).
-//! - anything else: forwarded to the child unchanged.
+//! - anything else never reaches the loop: its signal handler forwards it to
+//!   the child unchanged, at once (see `platform::supervise`).
 //!
 //! The sequence runs as a future inside the same loop, so signals are still
 //! forwarded and children still reaped while it drains and waits. Its target is
@@ -201,7 +202,7 @@ type Sequence<'a> = Pin<Box<dyn Future<Output = Result<Vec<Fate>>> + 'a>>;
 pub async fn run(args: &RunArgs) -> Result<Exit> {
     // Before anything else, and before any thread exists, so every thread
     // inherits the mask: from here on signals arrive through the signalfd only.
-    let signals = supervise::take_signals().context("cannot take over signal handling")?;
+    let signals = supervise::take_signals(&args.stop_on).context("cannot take over signal handling")?;
     supervise::become_subreaper().context("cannot become a child subreaper")?;
 
     let deregistration = Deregistration::new(&args.pre_stop)?;
@@ -225,6 +226,7 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         let exit = if e.kind() == io::ErrorKind::NotFound { Exit::NotFound } else { Exit::CannotExecute };
         coded(exit, format!("cannot run {}: {e}", args.command[0].to_string_lossy()))
     })?;
+    signals.forward_to(child).context("cannot forward signals")?;
     let name = Path::new(&args.command[0]).file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
     log::info("run", format_args!("started {child} ({name}) in process group {child}"));
     if detach {
@@ -278,9 +280,6 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                             notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::ExtendTimeoutUsec(usec)]);
                             sequence = Some(Box::pin(sequence::stop_all_owned(&family, deregistration.as_ref(), plan, &requests, &PreciseClock)));
                         }
-                    } else if !family.child_reaped.get() {
-                        log::debug("forward", format_args!("{sig} -> {child}"));
-                        let _ = supervise::signal_child(child, sig);
                     }
                 }
             }

@@ -2,23 +2,26 @@
 //! spawning the child with a clean signal state, reaping, and finding every
 //! descendant.
 //!
-//! Signals: gracestop blocks every asynchronous signal and reads them from one
-//! signalfd, so nothing is lost between two reads and no handler runs in an odd
-//! context. It also installs a no-op handler for each of them: blocked signals
-//! are queued even for PID 1 of a namespace, and the handler makes `SigCgt` in
-//! `/proc/PID/status` tell the truth (so `gracestop stop` aimed at us does not
-//! warn that we would die at once). The child gets an empty mask and default
+//! Signals come in two kinds. Those gracestop acts on (SIGCHLD and the
+//! `--stop-on` set) are blocked and read from one signalfd by the async loop.
+//! Every other one is forwarded to the child straight from its signal handler:
+//! `kill(2)` is async-signal-safe, and forwarding this way costs one signal
+//! delivery instead of a trip through the reactor. Every intake signal has a
+//! handler, so PID 1 of a namespace receives it, and `SigCgt` in
+//! `/proc/PID/status` tells the truth (`gracestop stop` aimed at us does not warn
+//! that we would die at once). The child gets an empty mask and default
 //! dispositions back before exec.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -51,9 +54,29 @@ fn intake_set() -> SigSet {
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-/// gracestop's signal intake: one signalfd, registered with the tokio reactor.
+/// The PID forwarded signals go to: the child, or 0 once it is reaped (from
+/// then on its PID may name another process).
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    // SAFETY: errno is thread-local and valid for the whole handler; it is
+    // restored so that the interrupted code never sees kill's errno.
+    unsafe {
+        let errno = libc::__errno_location();
+        let saved = *errno;
+        let pid = FORWARD_TO.load(Ordering::Acquire);
+        if pid > 0 {
+            libc::kill(pid, sig);
+        }
+        *errno = saved;
+    }
+}
+
+/// gracestop's signal intake: the signalfd for the signals it acts on, and the
+/// handlers that forward the rest.
 pub struct Intake {
     fd: AsyncFd<SignalFd>,
+    forwarded: SigSet,
 }
 
 impl Intake {
@@ -74,26 +97,47 @@ impl Intake {
             }
         }
     }
+
+    /// Starts forwarding to `child`. Signals that arrived since [`take_signals`]
+    /// were held (blocked) and are forwarded now.
+    pub fn forward_to(&self, child: i32) -> io::Result<()> {
+        FORWARD_TO.store(child, Ordering::Release);
+        signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&self.forwarded), None)?;
+        Ok(())
+    }
 }
 
-/// Blocks the intake set on the calling thread (call before any other thread
-/// exists, so every thread inherits it) and returns the intake that reads them.
-/// Must be called inside a tokio runtime.
-pub fn take_signals() -> io::Result<Intake> {
-    let set = intake_set();
-    let action =
-        signal::SigAction::new(SigHandler::Handler(ignore_signal), signal::SaFlags::SA_RESTART, SigSet::empty());
-    for sig in set.iter() {
-        // SAFETY: the handler does nothing, so it is async-signal-safe; the
-        // signals are blocked and consumed through the signalfd anyway.
-        let _ = unsafe { signal::sigaction(sig, &action) };
+/// Takes over signal handling (call before any other thread exists, so every
+/// thread inherits the mask): `watched` (plus SIGCHLD) through the returned
+/// intake, every other catchable signal forwarded once [`Intake::forward_to`]
+/// names the child. Must be called inside a tokio runtime.
+pub fn take_signals(watched: &[Signal]) -> io::Result<Intake> {
+    let all = intake_set();
+    let mut read = SigSet::empty();
+    read.add(Signal::SIGCHLD);
+    for sig in watched {
+        read.add(*sig);
     }
-    signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
-    let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+    let mut forwarded = SigSet::empty();
+    for sig in all.iter().filter(|sig| !read.contains(*sig)) {
+        forwarded.add(sig);
+    }
+    // Everything is held until the child exists.
+    signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)?;
+    let quiet =
+        signal::SigAction::new(SigHandler::Handler(ignore_signal), signal::SaFlags::SA_RESTART, SigSet::empty());
+    let forward = signal::SigAction::new(SigHandler::Handler(forward_signal), signal::SaFlags::SA_RESTART, all);
+    for sig in all.iter() {
+        let action = if read.contains(sig) { &quiet } else { &forward };
+        // SAFETY: both handlers are async-signal-safe: one does nothing, the
+        // other only loads an atomic and calls kill(2), preserving errno.
+        let _ = unsafe { signal::sigaction(sig, action) };
+    }
+    let fd = SignalFd::with_flags(&read, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
     // SAFETY: the SignalFd moves into the AsyncFd and keeps its descriptor open,
     // unchanged, until the AsyncFd drops.
     let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
-    Ok(Intake { fd })
+    Ok(Intake { fd, forwarded })
 }
 
 /// Makes orphaned descendants reparent to us, so that we can reap and stop them.
@@ -171,22 +215,30 @@ pub struct Reaped {
 }
 
 /// Reaps every exited descendant without blocking. Returns what was reaped and
-/// whether no descendant is left at all (ECHILD).
+/// whether no descendant is left at all (ECHILD). Each exit is peeked at first
+/// (`WNOWAIT`), so that forwarding to the child stops before its PID is freed.
 pub fn reap() -> (Vec<Reaped>, bool) {
     let mut reaped = Vec::new();
     // Bounded: each iteration reaps one process; no process tree is this large.
     for _ in 0..100_000 {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        let peeked = match waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT) {
+            Ok(status) => status.pid(),
+            Err(Errno::ECHILD) => return (reaped, true),
+            Err(Errno::EINTR) => continue,
+            Err(_) => return (reaped, false),
+        };
+        let Some(pid) = peeked else { return (reaped, false) };
+        if pid.as_raw() == FORWARD_TO.load(Ordering::Acquire) {
+            FORWARD_TO.store(0, Ordering::Release);
+        }
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => {
                 reaped.push(Reaped { pid: pid.as_raw(), code: Some(code), signal: None })
             }
             Ok(WaitStatus::Signaled(pid, sig, _)) => {
                 reaped.push(Reaped { pid: pid.as_raw(), code: None, signal: Some(sig as i32) })
             }
-            Ok(WaitStatus::StillAlive) => return (reaped, false),
-            Ok(_) => continue,
-            Err(Errno::ECHILD) => return (reaped, true),
-            Err(Errno::EINTR) => continue,
+            Ok(_) | Err(Errno::EINTR) => continue,
             Err(_) => return (reaped, false),
         }
     }
