@@ -284,8 +284,16 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                 }
             }
             fates = async { sequence.as_mut().expect("guarded by the condition").await }, if sequence.is_some() => {
-                fates?;
-                break;
+                match fates {
+                    Ok(_) => break,
+                    // A strict deregistration failed: nothing was signalled. The
+                    // child keeps running under supervision; the next stop request
+                    // starts over and, being the second, skips to the signal.
+                    Err(e) => {
+                        log::error(format_args!("{e:#}; the child keeps running: send SIGTERM again to stop it without deregistering"));
+                        sequence = None;
+                    }
+                }
             }
         }
         if family.is_gone() && sequence.is_none() {

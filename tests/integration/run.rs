@@ -285,3 +285,25 @@ fn systemd_hears_ready_and_stopping_and_the_child_not_notify_socket() {
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert!(sandbox.has_event("target env NOTIFY_SOCKET=<unset>"), "{:?}", sandbox.events());
 }
+
+#[test]
+fn strict_deregistration_failure_keeps_the_child_running_until_asked_again() {
+    let sandbox = Sandbox::new();
+    let registry = sandbox.registry(&["--mode", "fail"]);
+    let argv = target_argv(&sandbox, "ready", &[]);
+    let url = registry.url("/down");
+    let options = ["--deregister-url", &url, "--deregister-strict", "--deregister-retries", "0"];
+    let running = Running::start(run_command(&options, &strs(&argv)));
+    crate::support::wait_for_file(&sandbox.path("ready"), LONG);
+    running.signal(Signal::SIGTERM);
+    sandbox.wait_for_event("registry POST /down", LONG);
+    // gracestop says it gave up on this stop; only then comes the second request.
+    running.wait_for_stderr("keeps running", LONG);
+    assert!(!sandbox.has_event("target SIGTERM"), "signalled despite --deregister-strict: {:?}", sandbox.events());
+    running.signal(Signal::SIGTERM);
+    let run = running.finish();
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(run.stderr.contains("keeps running"), "{}", run.stderr);
+    assert!(sandbox.has_event("target SIGTERM"));
+    assert_eq!(sandbox.events().iter().filter(|e| *e == "registry POST /down").count(), 1, "not called again");
+}

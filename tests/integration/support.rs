@@ -316,6 +316,19 @@ impl Running {
         self.child.id()
     }
 
+    /// Waits (bounded) until gracestop's stderr so far contains `text`.
+    pub fn wait_for_stderr(&self, text: &str, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let so_far = String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned();
+            if so_far.contains(text) {
+                return;
+            }
+            assert!(start.elapsed() < limit, "no {text:?} on stderr within {limit:?}: {so_far}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits (at most 60 s) for gracestop to exit, then (at most 2 s) for the end
     /// of its stderr: a leftover process that inherited the pipe must not hang
     /// the test.
