@@ -6,14 +6,17 @@
 //! no process touched. A missing, stale or zombie target is "not running"
 //! (exit 3, or 0 with `--missing-ok`), never an error and never signalled.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
+use futures_util::future::join_all;
 use nix::sys::signal::Signal;
 
 use crate::cli::{check_pid, DrainArgs, StopArgs};
@@ -31,10 +34,40 @@ const STALE_SLACK: Duration = Duration::from_secs(2);
 /// and the test suite's check of the fallback path).
 pub const NO_PIDFD_ENV: &str = "GRACESTOP_NO_PIDFD";
 
-/// A running process to stop, with the name it is logged under.
+/// A running process to stop, with the name it is logged under. With `--group`,
+/// the other members of its process group are pinned too, each time a signal is
+/// sent (a member forked since the last signal is caught by the next one), and
+/// the target is gone only when every pinned member is.
 struct StopTarget {
     process: Process,
     group: bool,
+    mode: WatchMode,
+    members: RefCell<Vec<Rc<Process>>>,
+}
+
+impl StopTarget {
+    fn new(process: Process, group: bool, mode: WatchMode) -> StopTarget {
+        StopTarget { process, group, mode, members: RefCell::new(Vec::new()) }
+    }
+
+    /// Pins the group's members that are not pinned yet. Each is checked to still
+    /// be in the group once pinned, so a reused PID is never taken for a member.
+    fn pin_new_members(&self) {
+        let pgrp = self.process.identity().pgrp;
+        for (pid, stat) in procfs::all() {
+            let known = pid == self.process.pid() || self.members.borrow().iter().any(|m| m.pid() == pid);
+            let forbidden = pid <= 1 || pid == std::process::id() as i32;
+            if stat.pgrp != pgrp || known || forbidden || stat.is_zombie() {
+                continue;
+            }
+            if let Ok(Pinned::Running(member)) = platform::pin(pid, self.mode) {
+                if member.identity().pgrp == pgrp && member.identity().start_ticks == stat.start_ticks {
+                    log::debug("signal", format_args!("group member {pid} ({})", member.identity().comm));
+                    self.members.borrow_mut().push(Rc::new(member));
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Display for StopTarget {
@@ -49,16 +82,30 @@ impl fmt::Display for StopTarget {
 
 impl Target for StopTarget {
     fn signal(&self, signal: Signal) -> io::Result<Delivery> {
-        // SIGCONT must reach the same processes as the stop signal did.
+        let mut delivery = self.process.signal(signal)?;
         if self.group {
-            self.process.signal_group(signal)
-        } else {
-            self.process.signal(signal)
+            // Every signal (SIGCONT, the dump, SIGKILL) reaches the same group.
+            self.pin_new_members();
+            let members: Vec<Rc<Process>> = self.members.borrow().clone();
+            for member in members {
+                if member.signal(signal)? == Delivery::Sent {
+                    delivery = Delivery::Sent;
+                }
+            }
         }
+        Ok(delivery)
     }
 
     async fn exited(&self) {
-        self.process.exited().await
+        self.process.exited().await;
+        // Members pinned while we waited are waited for too.
+        loop {
+            let members: Vec<Rc<Process>> = self.members.borrow().clone();
+            join_all(members.iter().map(|m| m.exited())).await;
+            if self.members.borrow().len() == members.len() {
+                return;
+            }
+        }
     }
 }
 
@@ -131,7 +178,7 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
     let mut targets: Vec<StopTarget> = Vec::new();
     let mut add = |process: Process| {
         if targets.iter().all(|t| t.process.pid() != process.pid()) {
-            targets.push(StopTarget { process, group: args.group });
+            targets.push(StopTarget::new(process, args.group, mode));
         }
     };
     for &pid in &args.pids {

@@ -6,10 +6,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-/// `pidfd_send_signal` flag (Linux ≥ 6.9): deliver to the process group of the
-/// process that the pidfd names, still without a PID lookup that could race.
-pub const SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
-
 pub fn open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a PID and a flags word and returns a new file
     // descriptor or -1; no memory is passed to the kernel.

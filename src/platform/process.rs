@@ -128,44 +128,22 @@ impl Process {
 
     /// Checks that we may signal the process (signal 0), without affecting it.
     pub fn probe(&self) -> io::Result<Delivery> {
-        self.send(None, false)
+        self.send(None)
     }
 
     pub fn signal(&self, signal: Signal) -> io::Result<Delivery> {
-        self.send(Some(signal), false)
+        self.send(Some(signal))
     }
 
-    /// Signals the process group the process belonged to when pinned. With a pidfd
-    /// on Linux ≥ 6.9 the kernel resolves the group from the pidfd itself; older
-    /// kernels fall back to `killpg` after checking the process is still alive
-    /// (a group id cannot be reused while its member lives).
-    pub fn signal_group(&self, signal: Signal) -> io::Result<Delivery> {
-        self.send(Some(signal), true)
-    }
-
-    fn send(&self, signal: Option<Signal>, group: bool) -> io::Result<Delivery> {
+    fn send(&self, signal: Option<Signal>) -> io::Result<Delivery> {
         let raw = signal.map_or(0, |s| s as libc::c_int);
         let result = match &self.watch {
-            Watch::Pidfd(fd) if group => match pidfd::send_signal(fd.as_fd(), raw, pidfd::SIGNAL_PROCESS_GROUP) {
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    if pidfd::has_exited(fd.as_fd())? {
-                        return Ok(Delivery::Gone);
-                    }
-                    nix::sys::signal::killpg(Pid::from_raw(self.identity.pgrp), signal).map_err(io::Error::from)
-                }
-                other => other,
-            },
             Watch::Pidfd(fd) => pidfd::send_signal(fd.as_fd(), raw, 0),
             Watch::Poll => {
                 if self.gone_by_proc() {
                     return Ok(Delivery::Gone);
                 }
-                if group {
-                    nix::sys::signal::killpg(Pid::from_raw(self.identity.pgrp), signal)
-                } else {
-                    nix::sys::signal::kill(Pid::from_raw(self.pid), signal)
-                }
-                .map_err(io::Error::from)
+                nix::sys::signal::kill(Pid::from_raw(self.pid), signal).map_err(io::Error::from)
             }
         };
         match result {

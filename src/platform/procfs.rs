@@ -43,6 +43,18 @@ pub fn stat(pid: i32) -> io::Result<Stat> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unexpected /proc/{pid}/stat: {text:?}")))
 }
 
+/// Every process in `/proc` with its stat, by PID order. Processes that vanish
+/// while the directory is read are left out.
+pub fn all() -> Vec<(i32, Stat)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut all: Vec<(i32, Stat)> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, stat(pid).ok()?)))
+        .collect();
+    all.sort_by_key(|(pid, _)| *pid);
+    all
+}
+
 pub fn status(pid: i32) -> io::Result<Status> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     parse_status(&text)

@@ -176,7 +176,7 @@ pub fn spawn(spec: &Spawn<'_>) -> io::Result<i32> {
     // allocates nothing.
     unsafe {
         command.pre_exec(move || {
-            for sig in 1..libc::SIGRTMIN() {
+            for sig in 1..32 {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                     libc::signal(sig, libc::SIG_DFL);
                 }
@@ -255,12 +255,7 @@ pub struct Descendant {
 /// Every live descendant of `root`, parents before children. Zombies are left
 /// out: they have exited, and the reaper will collect them.
 pub fn descendants(root: i32) -> Vec<Descendant> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut all: Vec<(i32, procfs::Stat)> = entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| Some((pid, procfs::stat(pid).ok()?)))
-        .collect();
-    all.sort_by_key(|(pid, _)| *pid);
+    let all = procfs::all();
     let mut found: Vec<Descendant> = Vec::new();
     let mut frontier = vec![root];
     while let Some(parent) = frontier.pop() {

@@ -83,6 +83,30 @@ both_modes! {
         assert!(sandbox.has_event("grandchild SIGTERM"));
     }
 
+    fn group_through_a_member_that_is_not_the_leader(mode) {
+        let sandbox = Sandbox::new();
+        let mut leader = sandbox.target_in_own_group(&["--grandchild"]);
+        let member = std::fs::read_to_string(sandbox.path(&format!("ready-{}.grandchild", "--grandchild"))).unwrap();
+        let run = stop(mode, &["--pid", member.trim(), "--group", "--wait", "10"]);
+        assert_eq!(run.code(), 0, "{}", run.stderr);
+        assert_eq!(leader.wait(LONG).code(), Some(0), "the leader is in the group too");
+        assert!(sandbox.has_event("target SIGTERM") && sandbox.has_event("grandchild SIGTERM"), "{:?}", sandbox.events());
+    }
+
+    fn group_is_gone_only_when_every_member_is(mode) {
+        let sandbox = Sandbox::new();
+        let mut leader = sandbox.target_in_own_group(&["--grandchild", "--grandchild-on-term", "ignore"]);
+        let pid = leader.pid.to_string();
+        let run = stop(mode, &["--pid", &pid, "--group", "--wait", "1"]);
+        assert_eq!(run.code(), 4, "the member still runs: {}", run.stderr);
+        assert_eq!(leader.wait(LONG).code(), Some(0));
+        assert!(!sandbox.has_event("grandchild exit"));
+        let member = std::fs::read_to_string(sandbox.path(&format!("ready-{}.grandchild", "--grandchild_--grandchild-on-term_ignore"))).unwrap();
+        let run = stop(mode, &["--pid", member.trim(), "--group", "--wait", "0.5", "--force"]);
+        assert_eq!(run.code(), 0, "{}", run.stderr);
+        assert!(run.stderr.contains("killed"), "{}", run.stderr);
+    }
+
     fn stopped_target_still_acts_on_the_stop_signal(mode) {
         let sandbox = Sandbox::new();
         let mut target = sandbox.target(&[]);
