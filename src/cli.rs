@@ -292,14 +292,24 @@ pub fn parse_header(text: &str) -> Result<Header, String> {
     Ok(Header { name, value })
 }
 
-/// A duration: a bare number of seconds (`30`, `0.5`) or humantime (`500ms`, `1m30s`).
+/// The longest duration accepted: a year is more than any stop should take, and
+/// the cap keeps every sum of durations far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A duration: a bare number of seconds (`30`, `0.5`) or humantime (`500ms`, `1m30s`),
+/// at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+    let duration = if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.') {
         let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
-        return Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"));
+        Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))?
+    } else {
+        humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30, 30s, 1m30s, 500ms)"))?
+    };
+    if duration > MAX_DURATION {
+        return Err(format!("{text:?} is longer than a year"));
     }
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30, 30s, 1m30s, 500ms)"))
+    Ok(duration)
 }
 
 /// A signal by name or number: `TERM`, `SIGTERM`, `term`, `15`.
@@ -355,7 +365,7 @@ mod tests {
         for (text, want) in table {
             assert_eq!(parse_duration(text), Ok(want), "{text}");
         }
-        for bad in ["", "-1", "abc", "1.2.3", "30 parsecs", "nan", "inf", "1e3"] {
+        for bad in ["", "-1", "abc", "1.2.3", "30 parsecs", "nan", "inf", "1e3", "10000000000000000000", "400days"] {
             assert!(parse_duration(bad).is_err(), "{bad} should be refused");
         }
     }

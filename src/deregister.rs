@@ -29,6 +29,26 @@ fn backoff(retry: u32) -> Duration {
 /// Slack on top of reqwest's own timeout for the outer, cancelling one.
 const OUTER_SLACK: Duration = Duration::from_millis(250);
 
+/// `--deregister-strict` and a deregistration failed: nothing was signalled.
+/// `stop` and `drain` end with exit 1; `run` keeps supervising.
+#[derive(Debug)]
+pub struct StrictFailure {
+    pub failed: usize,
+    pub of: usize,
+}
+
+impl std::fmt::Display for StrictFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "deregistration failed for {} of {} URL(s); --deregister-strict: not signalling",
+            self.failed, self.of
+        )
+    }
+}
+
+impl std::error::Error for StrictFailure {}
+
 /// The deregistration phase, ready to run: validated, with its clients built.
 pub struct Deregistration {
     urls: Vec<Url>,
@@ -167,13 +187,7 @@ impl PreStop for Deregistration {
             return Ok(());
         }
         if self.strict {
-            return Err(coded(
-                Exit::Failure,
-                format!(
-                    "deregistration failed for {failed} of {} URL(s); --deregister-strict: not signalling",
-                    self.urls.len()
-                ),
-            ));
+            return Err(anyhow::Error::new(StrictFailure { failed, of: self.urls.len() }));
         }
         log::warn("deregister", format_args!("{failed} of {} deregistration(s) failed; going on", self.urls.len()));
         Ok(())

@@ -78,6 +78,15 @@ pub fn coded(exit: Exit, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Coded { exit, message: message.into() })
 }
 
+/// Marks an error without a code as gracestop's own failure (125), for `run`.
+pub fn internal_unless_coded(error: anyhow::Error) -> anyhow::Error {
+    if error.chain().any(|e| e.downcast_ref::<Coded>().is_some()) {
+        return error;
+    }
+    let message = format!("{error:#}");
+    coded(Exit::Internal, message)
+}
+
 /// The exit code an error ends with: the first [`Coded`] in its chain, or 1.
 pub fn of(error: &anyhow::Error) -> Exit {
     error.chain().find_map(|e| e.downcast_ref::<Coded>()).map_or(Exit::Failure, |c| c.exit)
@@ -109,6 +118,12 @@ mod tests {
     fn coded_error_keeps_its_code_under_context() {
         let err = Err::<(), _>(coded(Exit::Usage, "bad pid")).context("while resolving targets").unwrap_err();
         assert_eq!(of(&err), Exit::Usage);
+    }
+
+    #[test]
+    fn run_failures_without_a_code_are_internal() {
+        assert_eq!(of(&internal_unless_coded(anyhow::anyhow!("signalfd"))), Exit::Internal);
+        assert_eq!(of(&internal_unless_coded(coded(Exit::NotFound, "x"))), Exit::NotFound);
     }
 
     #[test]

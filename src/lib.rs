@@ -42,7 +42,8 @@ pub async fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Stop(args) => stop::stop(&args).await,
         Command::Drain(args) => stop::drain(&args).await,
-        Command::Run(args) => run::run(&args).await,
+        // `run` keeps 1..=124 for its child's own codes: its failures are 125.
+        Command::Run(args) => run::run(&args).await.map_err(exit::internal_unless_coded),
     }
 }
 

@@ -18,7 +18,12 @@ fn main() -> ExitCode {
     };
     log::init(gracestop::log_level(&cli));
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    // Helper threads (tokio's blocking pool, for DNS) block every signal, so that
+    // signals reach the main thread: the one `run` forwards from and reads in.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_start(gracestop::platform::block_signals_on_this_thread)
+        .build();
     let result = match runtime {
         Ok(runtime) => runtime.block_on(gracestop::run(cli)),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),

@@ -32,7 +32,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use crate::cli::RunArgs;
-use crate::deregister::Deregistration;
+use crate::deregister::{Deregistration, StrictFailure};
 use crate::exit::{coded, Exit};
 use crate::log;
 use crate::platform::supervise::{self, Reaped, Spawn};
@@ -47,6 +47,9 @@ struct Family {
     /// Set once the child itself is reaped: from then on its PID and group id are
     /// no longer pinned, and signals go to the descendants found in /proc.
     child_reaped: Cell<bool>,
+    /// Set once SIGKILL went out: every later exit triggers another sweep, so a
+    /// process forked after a sweep is killed by the next one.
+    killing: Cell<bool>,
     gone: watch::Receiver<bool>,
 }
 
@@ -86,6 +89,9 @@ impl Target for Family {
         if self.is_gone() {
             return Ok(Delivery::Gone);
         }
+        if signal == Signal::SIGKILL {
+            self.killing.set(true);
+        }
         let alone = self.single_child && signal != Signal::SIGKILL;
         if !self.child_reaped.get() {
             let sent = if alone {
@@ -117,17 +123,24 @@ impl Target for Family {
 fn write_pidfile(path: &Path) -> io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
-    let mut temp_name = OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = dir.join(temp_name);
+    // A unique name: as PID 1 of a fresh container our PID is always 1, and a
+    // temporary file left by a SIGKILLed predecessor must not block us.
+    let mut attempt = 0;
+    let (temp, mut file) = loop {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let mut temp_name = OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".{}.{nanos:x}.tmp", std::process::id()));
+        let temp = dir.join(temp_name);
+        let opened =
+            fs::OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(&temp);
+        match opened {
+            Ok(file) => break (temp, file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
     let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)?;
         writeln!(file, "{}", std::process::id())?;
         file.sync_all()?;
         fs::rename(&temp, path)
@@ -215,6 +228,12 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
             ),
         );
     }
+    // Everything that can fail is done before the child exists: an error after
+    // the spawn would leave it to the parent-death signal, without any drain.
+    let _pidfile = PidfileGuard(args.pidfile.clone());
+    if let Some(path) = &args.pidfile {
+        write_pidfile(path).with_context(|| format!("cannot write pidfile {}", path.display()))?;
+    }
     let detach = supervise::stdin_is_tty();
     let spawned = supervise::spawn(&Spawn {
         argv: &args.command,
@@ -223,10 +242,19 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         env_remove: &["NOTIFY_SOCKET"],
     });
     let child = spawned.map_err(|e| {
-        let exit = if e.kind() == io::ErrorKind::NotFound { Exit::NotFound } else { Exit::CannotExecute };
+        let exit = match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Exit::NotFound,
+            Some(libc::EACCES) | Some(libc::ENOEXEC) | Some(libc::EISDIR) | Some(libc::ETXTBSY) | Some(libc::EPERM) => {
+                Exit::CannotExecute
+            }
+            _ => Exit::Internal,
+        };
         coded(exit, format!("cannot run {}: {e}", args.command[0].to_string_lossy()))
     })?;
-    signals.forward_to(child).context("cannot forward signals")?;
+    // Cannot fail for a valid set; if it did, forwarding would merely stay held.
+    if let Err(e) = signals.forward_to(child) {
+        log::warn("run", format_args!("cannot forward signals to the child: {e}"));
+    }
     let name = Path::new(&args.command[0]).file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
     log::info("run", format_args!("started {child} ({name}) in process group {child}"));
     if detach {
@@ -235,15 +263,18 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
             format_args!("stdin is a terminal: it stays with gracestop, so Ctrl-C runs the stop sequence"),
         );
     }
-    let _pidfile = PidfileGuard(args.pidfile.clone());
-    if let Some(path) = &args.pidfile {
-        write_pidfile(path).with_context(|| format!("cannot write pidfile {}", path.display()))?;
-    }
     notify(&[sd_notify::NotifyState::Ready]);
     supervise::trim_resident_code();
 
     let (gone_tx, gone) = watch::channel(false);
-    let family = Family { child, name, single_child: args.single_child, child_reaped: Cell::new(false), gone };
+    let family = Family {
+        child,
+        name,
+        single_child: args.single_child,
+        child_reaped: Cell::new(false),
+        killing: Cell::new(false),
+        gone,
+    };
     let (requests_tx, requests) = Requests::channel(0);
     // `run` never leaves descendants behind: the kill at the end is implied.
     let plan = Plan { force: true, ..args.sequence.plan(args.pre_stop.drain) };
@@ -269,6 +300,8 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                         }
                         if none_left && status.is_some() {
                             gone_tx.send_replace(true);
+                        } else if family.killing.get() {
+                            let _ = family.signal(Signal::SIGKILL);
                         }
                     } else if args.stop_on.contains(&sig) {
                         requests_tx.send_modify(|n| *n += 1);
@@ -289,10 +322,11 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                     // A strict deregistration failed: nothing was signalled. The
                     // child keeps running under supervision; the next stop request
                     // starts over and, being the second, skips to the signal.
-                    Err(e) => {
+                    Err(e) if e.downcast_ref::<StrictFailure>().is_some() => {
                         log::error(format_args!("{e:#}; the child keeps running: send SIGTERM again to stop it without deregistering"));
                         sequence = None;
                     }
+                    Err(e) => return Err(e),
                 }
             }
         }

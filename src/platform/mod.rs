@@ -20,3 +20,13 @@ pub fn user_name(uid: u32) -> String {
         _ => format!("uid {uid}"),
     }
 }
+
+/// Blocks every signal on the calling thread. For helper threads: signals then
+/// go to the main thread, which handles or forwards them.
+pub fn block_signals_on_this_thread() {
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&nix::sys::signal::SigSet::all()),
+        None,
+    );
+}

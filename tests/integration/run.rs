@@ -307,3 +307,15 @@ fn strict_deregistration_failure_keeps_the_child_running_until_asked_again() {
     assert!(sandbox.has_event("target SIGTERM"));
     assert_eq!(sandbox.events().iter().filter(|e| *e == "registry POST /down").count(), 1, "not called again");
 }
+
+#[test]
+fn pidfile_that_cannot_be_written_is_125_before_the_child_starts() {
+    let sandbox = Sandbox::new();
+    let marker = sandbox.path("started");
+    let pidfile = sandbox.path("no-such-dir/app.pid");
+    let script = format!("touch {}", marker.display());
+    let run = run(run_command(&["--pidfile", pidfile.to_str().unwrap()], &["sh", "-c", &script]));
+    assert_eq!(run.code(), 125, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot write pidfile"), "{}", run.stderr);
+    assert!(!marker.exists(), "the child ran although gracestop could not supervise it properly");
+}
