@@ -266,11 +266,15 @@ fn dangerous_pids_exit_2_and_signal_nothing() {
 
 #[test]
 fn no_permission_exits_1_naming_the_owner() {
+    // Needs root, setpriv, and a gracestop binary that user nobody may execute
+    // (a checkout under a private home directory is not).
     let probe = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", crate::support::GRACESTOP, "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status();
     if !probe.is_ok_and(|s| s.success()) || !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIPPED no_permission_exits_1_naming_the_owner: needs root and setpriv");
+        eprintln!("SKIPPED no_permission_exits_1_naming_the_owner: needs root, setpriv and a binary nobody can run");
         return;
     }
     let sandbox = Sandbox::new();
