@@ -196,8 +196,6 @@ const SKIP_TO_KILL: u32 = 3;
 /// A phase of the sequence, as it appears in the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
-    Plan,
-    Signal,
     Wait,
     Dump,
     Kill,
@@ -206,8 +204,6 @@ pub enum Phase {
 impl Phase {
     pub fn name(self) -> &'static str {
         match self {
-            Phase::Plan => "plan",
-            Phase::Signal => "signal",
             Phase::Wait => "wait",
             Phase::Dump => "dump",
             Phase::Kill => "kill",

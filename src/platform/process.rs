@@ -153,14 +153,6 @@ impl Process {
         }
     }
 
-    /// Whether the process has exited (a zombie counts), without waiting.
-    pub fn has_exited(&self) -> bool {
-        match &self.watch {
-            Watch::Pidfd(fd) => pidfd::has_exited(fd.as_fd()).unwrap_or(true),
-            Watch::Poll => self.gone_by_proc(),
-        }
-    }
-
     /// Resolves once the process has exited (a zombie counts). Cancel-safe and
     /// callable any number of times.
     pub async fn exited(&self) {
