@@ -111,7 +111,7 @@ pub struct RunArgs {
     /// Signals that start the stop sequence (comma-separated).
     ///
     /// A second one cuts deregistration and drain short; a third skips to SIGKILL.
-    #[arg(long = "stop-on", value_name = "SIG,...", default_value = "TERM,INT", value_delimiter = ',', value_parser = parse_signal, env = "GRACESTOP_STOP_ON")]
+    #[arg(long = "stop-on", value_name = "SIG,...", default_value = "TERM,INT", value_delimiter = ',', value_parser = parse_stop_on, env = "GRACESTOP_STOP_ON")]
     pub stop_on: Vec<Signal>,
 
     /// Send the stop signal to the child alone, not to its whole process group.
@@ -323,6 +323,20 @@ pub fn parse_signal(text: &str) -> Result<Signal, String> {
     Signal::from_str(&name).map_err(|_| format!("{text:?} is not a signal name (examples: TERM, SIGINT, 15)"))
 }
 
+/// A `--stop-on` signal: one that gracestop can catch and that is not already
+/// spoken for (SIGCHLD drives reaping; faults and SIGPIPE are not requests).
+pub fn parse_stop_on(text: &str) -> Result<Signal, String> {
+    let signal = parse_signal(text)?;
+    use Signal::*;
+    if matches!(
+        signal,
+        SIGKILL | SIGSTOP | SIGCHLD | SIGPIPE | SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGTRAP | SIGABRT | SIGSYS
+    ) {
+        return Err(format!("{signal} cannot be a stop request"));
+    }
+    Ok(signal)
+}
+
 /// A PID given on the command line.
 pub fn parse_pid(text: &str) -> Result<i32, String> {
     let number: i64 = text.trim().parse().map_err(|_| format!("{text:?} is not a whole number"))?;
@@ -408,6 +422,8 @@ mod tests {
         let Command::Run(args) = cli.command else { panic!("run") };
         assert_eq!(args.command, ["sleep", "--wait", "9"], "everything after COMMAND is its own");
         assert!(Cli::try_parse_from(["gracestop", "run"]).is_err());
+        assert!(Cli::try_parse_from(["gracestop", "run", "--stop-on", "TERM,KILL", "--", "true"]).is_err());
+        assert!(Cli::try_parse_from(["gracestop", "run", "--stop-on", "TERM,HUP", "--", "true"]).is_ok());
     }
 
     #[test]
