@@ -194,15 +194,6 @@ impl PreStop for Deregistration {
     }
 }
 
-impl<P: PreStop> PreStop for Option<&P> {
-    async fn run(&self) -> Result<()> {
-        match self {
-            Some(step) => step.run().await,
-            None => Ok(()),
-        }
-    }
-}
-
 /// A non-2xx answer: whether to retry, and how to say it.
 fn describe_status(status: StatusCode, headers: &HeaderMap) -> (bool, String) {
     if status.is_redirection() {

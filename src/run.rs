@@ -214,7 +214,9 @@ type Sequence<'a> = Pin<Box<dyn Future<Output = Result<Vec<Fate>>> + 'a>>;
 
 pub async fn run(args: &RunArgs) -> Result<Exit> {
     // Before anything else, and before any thread exists, so every thread
-    // inherits the mask: from here on signals arrive through the signalfd only.
+    // inherits the mask: from here on SIGCHLD and the stop requests arrive
+    // through the signalfd, and every other signal is held until the child
+    // exists, then forwarded by its handler.
     let signals = supervise::take_signals(&args.stop_on).context("cannot take over signal handling")?;
     supervise::become_subreaper().context("cannot become a child subreaper")?;
 

@@ -87,6 +87,16 @@ impl PreStop for NoPreStop {
     }
 }
 
+/// An optional pre-stop step: none means no deregistration.
+impl<P: PreStop> PreStop for Option<&P> {
+    async fn run(&self) -> Result<()> {
+        match self {
+            Some(step) => step.run().await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// The dump step: a signal (SIGQUIT makes a JVM print its threads) and a wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dump {

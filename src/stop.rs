@@ -193,8 +193,9 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
         }
     }
 
+    let plan = args.sequence.plan(args.pre_stop.drain);
     for target in &targets {
-        check_target(target, &args.sequence.plan(args.pre_stop.drain))?;
+        check_target(target, &plan)?;
     }
     if targets.is_empty() {
         log::info("plan", format_args!("nothing to stop: no target is running"));
@@ -205,7 +206,6 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
         log::debug("plan", format_args!("watching {} by {watch}", target.process.pid()));
     }
     let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
-    let plan = args.sequence.plan(args.pre_stop.drain);
     let plan =
         fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &format!("stop {}: {plan}", names.join(", ")));
 
