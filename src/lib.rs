@@ -27,6 +27,7 @@ pub mod cli;
 pub mod deregister;
 pub mod exit;
 pub mod log;
+pub mod pidfile;
 pub mod platform;
 pub mod run;
 pub mod sequence;

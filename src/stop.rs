@@ -6,11 +6,9 @@
 //! no process touched. A missing, stale or zombie target is "not running"
 //! (exit 3, or 0 with `--missing-ok`), never an error and never signalled.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -19,54 +17,98 @@ use anyhow::{bail, Context, Result};
 use futures_util::future::join_all;
 use nix::sys::signal::Signal;
 
-use crate::cli::{check_pid, DrainArgs, StopArgs};
+use crate::cli::{DrainArgs, StopArgs};
 use crate::deregister::Deregistration;
-use crate::exit::Exit;
+use crate::exit::{coded, Exit};
 use crate::log;
+use crate::pidfile::{self, Authority, Found, Freshness};
 use crate::platform::{self, procfs, Delivery, NotRunning, Pinned, Process, WatchMode};
 use crate::sequence::{self, Fate, Plan, PreciseClock, Requests, Target};
-
-/// Clock slack when comparing a process's start time with its pidfile's mtime:
-/// `btime` has one-second granularity and file systems round timestamps.
-const STALE_SLACK: Duration = Duration::from_secs(2);
 
 /// Set to `1` to watch exits by polling `/proc` instead of pidfds (diagnostics,
 /// and the test suite's check of the fallback path).
 pub const NO_PIDFD_ENV: &str = "GRACESTOP_NO_PIDFD";
 
+/// How many times the group is searched again for members that appeared while
+/// the known ones were awaited. Each search that finds nobody new ends the wait;
+/// a group that forks faster than this is reported as still running.
+const GROUP_RESCANS: usize = 4096;
+
 /// A running process to stop, with the name it is logged under. With `--group`,
-/// the other members of its process group are pinned too, each time a signal is
-/// sent (a member forked since the last signal is caught by the next one), and
-/// the target is gone only when every pinned member is.
+/// the other members of its process group are pinned too: each time a signal is
+/// sent, and again whenever every known member has exited, so a member forked at
+/// any moment of the sequence is signalled and awaited as well. The target is
+/// gone only when the group is empty.
 struct StopTarget {
     process: Process,
     group: bool,
     mode: WatchMode,
+    /// What the target may be under the pidfile rule; group members are held
+    /// to it too.
+    authority: Authority,
     members: RefCell<Vec<Rc<Process>>>,
+    /// Members left alone because the rule forbids them (each is warned about once).
+    refused: RefCell<Vec<i32>>,
+    /// The last signal sent, which members found later receive too.
+    last_signal: Cell<Option<Signal>>,
 }
 
 impl StopTarget {
-    fn new(process: Process, group: bool, mode: WatchMode) -> StopTarget {
-        StopTarget { process, group, mode, members: RefCell::new(Vec::new()) }
+    fn new(process: Process, group: bool, mode: WatchMode, authority: Authority) -> StopTarget {
+        StopTarget {
+            process,
+            group,
+            mode,
+            authority,
+            members: RefCell::new(Vec::new()),
+            refused: RefCell::new(Vec::new()),
+            last_signal: Cell::new(None),
+        }
     }
 
-    /// Pins the group's members that are not pinned yet. Each is checked to still
-    /// be in the group once pinned, so a reused PID is never taken for a member.
-    fn pin_new_members(&self) {
-        let pgrp = self.process.identity().pgrp;
+    /// Pins the group's members that are not pinned yet and returns them. Each is
+    /// checked once pinned to still be in the group and in the target's session,
+    /// so neither a reused PID nor a reused group id is taken for a member.
+    fn pin_new_members(&self) -> Vec<Rc<Process>> {
+        let identity = self.process.identity();
+        let mut found = Vec::new();
         for (pid, stat) in procfs::all() {
-            let known = pid == self.process.pid() || self.members.borrow().iter().any(|m| m.pid() == pid);
+            let known = pid == self.process.pid()
+                || self.members.borrow().iter().any(|m| m.pid() == pid)
+                || self.refused.borrow().contains(&pid);
             let forbidden = pid <= 1 || pid == std::process::id() as i32;
-            if stat.pgrp != pgrp || known || forbidden || stat.is_zombie() {
+            if stat.pgrp != identity.pgrp || known || forbidden || stat.is_zombie() {
                 continue;
             }
-            if let Ok(Pinned::Running(member)) = platform::pin(pid, self.mode) {
-                if member.identity().pgrp == pgrp && member.identity().start_ticks == stat.start_ticks {
-                    log::debug("signal", format_args!("group member {pid} ({})", member.identity().comm));
-                    self.members.borrow_mut().push(Rc::new(member));
+            let Ok(Pinned::Running(member)) = platform::pin(pid, self.mode) else { continue };
+            let same = member.identity().pgrp == identity.pgrp && member.identity().session == identity.session;
+            if !same || member.identity().start_ticks != stat.start_ticks {
+                continue;
+            }
+            if let Ok(status) = member.status() {
+                if !self.authority.permits(&status) {
+                    // Before the first signal this is a refusal of the whole
+                    // target (see check_target), not a warning.
+                    if self.last_signal.get().is_some() {
+                        log::warn(
+                            "signal",
+                            format_args!(
+                            "leaving group member {pid} ({}) alone: it belongs to {}, whom the pidfile's rule excludes",
+                            member.identity().comm,
+                            platform::user_name(status.uid)
+                        ),
+                        );
+                    }
+                    self.refused.borrow_mut().push(pid);
+                    continue;
                 }
             }
+            log::debug("signal", format_args!("group member {pid} ({})", member.identity().comm));
+            let member = Rc::new(member);
+            self.members.borrow_mut().push(Rc::clone(&member));
+            found.push(member);
         }
+        found
     }
 }
 
@@ -80,17 +122,27 @@ impl fmt::Display for StopTarget {
     }
 }
 
+/// Sends `signal` to each member; `Sent` if any received it.
+fn signal_members(members: &[Rc<Process>], signal: Signal) -> io::Result<Delivery> {
+    let mut delivery = Delivery::Gone;
+    for member in members {
+        if member.signal(signal)? == Delivery::Sent {
+            delivery = Delivery::Sent;
+        }
+    }
+    Ok(delivery)
+}
+
 impl Target for StopTarget {
     fn signal(&self, signal: Signal) -> io::Result<Delivery> {
         let mut delivery = self.process.signal(signal)?;
         if self.group {
             // Every signal (SIGCONT, the dump, SIGKILL) reaches the same group.
+            self.last_signal.set(Some(signal));
             self.pin_new_members();
             let members: Vec<Rc<Process>> = self.members.borrow().clone();
-            for member in members {
-                if member.signal(signal)? == Delivery::Sent {
-                    delivery = Delivery::Sent;
-                }
+            if signal_members(&members, signal)? == Delivery::Sent {
+                delivery = Delivery::Sent;
             }
         }
         Ok(delivery)
@@ -98,14 +150,33 @@ impl Target for StopTarget {
 
     async fn exited(&self) {
         self.process.exited().await;
-        // Members pinned while we waited are waited for too.
-        loop {
+        if !self.group {
+            return;
+        }
+        for _ in 0..GROUP_RESCANS {
             let members: Vec<Rc<Process>> = self.members.borrow().clone();
             join_all(members.iter().map(|m| m.exited())).await;
-            if self.members.borrow().len() == members.len() {
+            if self.members.borrow().len() > members.len() {
+                continue; // pinned by a signal sent meanwhile: await those too
+            }
+            // Every known member is gone; is the group empty?
+            let newcomers = self.pin_new_members();
+            if newcomers.is_empty() {
                 return;
             }
+            if let Some(signal) = self.last_signal.get() {
+                let pids: Vec<String> = newcomers.iter().map(|m| m.pid().to_string()).collect();
+                log::info("signal", format_args!("{signal} -> {}, new in the group of {self}", pids.join(", ")));
+                // A newcomer that cannot be signalled is still awaited: the wait's
+                // bound then decides, and the outcome says it still runs.
+                let _ = signal_members(&newcomers, signal);
+                if !matches!(signal, Signal::SIGKILL | Signal::SIGCONT) {
+                    let _ = signal_members(&newcomers, Signal::SIGCONT);
+                }
+            }
         }
+        log::warn("wait", format_args!("the group of {self} keeps gaining members; not waiting for it any more"));
+        std::future::pending::<()>().await;
     }
 }
 
@@ -176,20 +247,23 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
     let deregistration = Deregistration::new(&args.pre_stop)?;
 
     let mut targets: Vec<StopTarget> = Vec::new();
-    let mut add = |process: Process| {
+    let mut add = |process: Process, authority: Authority| {
         if targets.iter().all(|t| t.process.pid() != process.pid()) {
-            targets.push(StopTarget::new(process, args.group, mode));
+            targets.push(StopTarget::new(process, args.group, mode, authority));
         }
     };
     for &pid in &args.pids {
         match platform::pin(pid, mode).with_context(|| format!("cannot watch PID {pid}"))? {
-            Pinned::Running(process) => add(process),
+            Pinned::Running(process) => add(process, Authority::Any),
             Pinned::NotRunning(why) => log::info("plan", format_args!("PID {pid} is not running ({})", describe(why))),
+            Pinned::Thread { of } => {
+                return Err(coded(Exit::Usage, format!("PID {pid} is refused: it is a thread of process {of}")))
+            }
         }
     }
     for path in &args.pidfiles {
-        if let Some(process) = resolve_pidfile(path, mode)? {
-            add(process);
+        if let Some((process, authority)) = resolve_pidfile(path, mode)? {
+            add(process, authority);
         }
     }
 
@@ -234,7 +308,7 @@ fn describe(why: NotRunning) -> &'static str {
 /// target catches the stop and dump signals at all.
 fn check_target(target: &StopTarget, plan: &Plan) -> Result<()> {
     let process = &target.process;
-    let status = procfs::status(process.pid()).ok();
+    let status = process.status().ok();
     match process.probe() {
         Ok(_) => {}
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
@@ -247,6 +321,17 @@ fn check_target(target: &StopTarget, plan: &Plan) -> Result<()> {
         let group = process.identity().pgrp;
         if group <= 1 || group == nix::unistd::getpgrp().as_raw() {
             bail!("refusing --group for {target}: process group {group} contains gracestop itself or init");
+        }
+        // Under the pidfile rule the whole group must be the controlling user's.
+        if let Authority::User { uid, because } = &target.authority {
+            target.pin_new_members();
+            if let Some(&pid) = target.refused.borrow().first() {
+                bail!(
+                    "refusing --group for {target}: member {pid} belongs to a user other than {}, who controls the \
+                     pidfile ({because}) (rule: a pidfile another user controls names only that user's processes)",
+                    platform::user_name(*uid)
+                );
+            }
         }
     }
     if let Some(status) = status {
@@ -265,27 +350,19 @@ fn check_target(target: &StopTarget, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Reads a pidfile and pins its process. `Ok(None)` means "not running": the
-/// file is missing, or its process is gone, a zombie, or newer than the file.
-fn resolve_pidfile(path: &Path, mode: WatchMode) -> Result<Option<Process>> {
+/// Reads a pidfile under the trust rule and pins its process. `Ok(None)` means
+/// "not running": the file is missing, or its process is gone, a zombie, or
+/// newer than the file.
+fn resolve_pidfile(path: &Path, mode: WatchMode) -> Result<Option<(Process, Authority)>> {
     let shown = path.display();
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            log::info("plan", format_args!("pidfile {shown} does not exist: not running"));
+    let file = match pidfile::read(path)? {
+        Found::Missing(at) => {
+            log::info("plan", format_args!("pidfile {shown} does not exist ({at} is missing): not running"));
             return Ok(None);
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot read pidfile {shown}")),
+        Found::Pidfile(file) => file,
     };
-    let meta = file.metadata().with_context(|| format!("cannot read pidfile {shown}"))?;
-    if meta.permissions().mode() & 0o002 != 0 {
-        bail!("refusing pidfile {shown}: anyone may write it, so anyone could aim gracestop at any process");
-    }
-    let mut bytes = Vec::new();
-    file.by_ref().take(64).read_to_end(&mut bytes).with_context(|| format!("cannot read pidfile {shown}"))?;
-    let pid = parse_pidfile(&bytes).map_err(|why| anyhow::anyhow!("pidfile {shown} {why}"))?;
-    let written = meta.modified().with_context(|| format!("cannot read the mtime of pidfile {shown}"))?;
-
+    let pid = file.pid;
     let process =
         match platform::pin(pid, mode).with_context(|| format!("cannot watch PID {pid} from pidfile {shown}"))? {
             Pinned::Running(process) => process,
@@ -293,79 +370,30 @@ fn resolve_pidfile(path: &Path, mode: WatchMode) -> Result<Option<Process>> {
                 log::info("plan", format_args!("pidfile {shown}: PID {pid} is not running ({}): stale", describe(why)));
                 return Ok(None);
             }
+            Pinned::Thread { of } => bail!("pidfile {shown} holds a refused PID: {pid} is a thread of process {of}"),
         };
+    let status = process.status().with_context(|| format!("cannot read the owner of PID {pid}"))?;
+    if !file.authority.permits(&status) {
+        let target = format!("PID {pid} ({})", process.identity().comm);
+        bail!("{}", file.authority.refusal(&shown.to_string(), &target, status.uid));
+    }
     let started =
         procfs::start_time(process.identity()).with_context(|| format!("cannot read the start time of PID {pid}"))?;
-    if is_newer(started, written) {
-        log::info(
-            "plan",
-            format_args!(
-                "pidfile {shown} is stale: PID {pid} ({}) started {} after the file was written; not touching it",
-                process.identity().comm,
-                humantime::format_duration(Duration::from_secs(
-                    started.duration_since(written).unwrap_or_default().as_secs()
-                ))
-            ),
-        );
-        return Ok(None);
-    }
-    Ok(Some(process))
-}
-
-/// Whether a process that started at `started` is too new to be the one that
-/// wrote (or was written into) a pidfile last modified at `written`.
-fn is_newer(started: SystemTime, written: SystemTime) -> bool {
-    started > written + STALE_SLACK
-}
-
-/// A pidfile holds one decimal PID, optionally surrounded by white space. The
-/// error quotes what the file holds (cut to a readable length).
-fn parse_pidfile(bytes: &[u8]) -> Result<i32, String> {
-    let quoted = || {
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();
-        if bytes.len() > 40 {
-            format!("{text:?}…")
-        } else {
-            format!("{text:?}")
+    match file.freshness(started, SystemTime::now()) {
+        Freshness::Fresh => Ok(Some((process, file.authority))),
+        stale @ Freshness::Stale(_) => {
+            log::info(
+                "plan",
+                format_args!(
+                    "pidfile {shown} is stale: PID {pid} ({}) is not its process ({stale}); not touching it",
+                    process.identity().comm
+                ),
+            );
+            Ok(None)
         }
-    };
-    let text = std::str::from_utf8(bytes).map_err(|_| format!("is not text: {}", quoted()))?.trim();
-    if text.is_empty() {
-        return Err("is empty".into());
-    }
-    if !text.bytes().all(|b| b.is_ascii_digit()) || bytes.len() > 32 {
-        return Err(format!("does not hold one decimal PID: {}", quoted()));
-    }
-    let number: i64 = text.parse().map_err(|_| format!("holds a PID out of range: {}", quoted()))?;
-    check_pid(number).map_err(|why| format!("holds a refused PID: {why}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pidfile_contents() {
-        assert_eq!(parse_pidfile(b"4242\n"), Ok(4242));
-        assert_eq!(parse_pidfile(b"  4242  "), Ok(4242));
-        assert_eq!(parse_pidfile(b""), Err("is empty".into()));
-        assert_eq!(parse_pidfile(b"\n"), Err("is empty".into()));
-        assert!(parse_pidfile(b"abc").unwrap_err().contains("\"abc\""));
-        assert!(parse_pidfile(b"42 43").is_err());
-        assert!(parse_pidfile(b"-1").unwrap_err().contains("does not hold"));
-        assert!(parse_pidfile(b"1").unwrap_err().contains("refused"));
-        assert!(parse_pidfile(b"0").unwrap_err().contains("refused"));
-        assert!(parse_pidfile(b"99999999999999").unwrap_err().contains("out of range"));
-        assert!(parse_pidfile(&[0xff, 0x00, 0x12]).unwrap_err().contains("not text"));
-        let long = "9".repeat(100);
-        assert!(parse_pidfile(long.as_bytes()).unwrap_err().ends_with('…'));
-    }
-
-    #[test]
-    fn staleness_allows_clock_slack() {
-        let written = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert!(!is_newer(written - Duration::from_secs(60), written), "older process: the pidfile's own");
-        assert!(!is_newer(written + Duration::from_secs(1), written), "within slack");
-        assert!(is_newer(written + Duration::from_secs(3), written), "started after the file was written");
+        future @ Freshness::Future(_) => bail!(
+            "refusing pidfile {shown}: {future}, so it cannot show that PID {pid} is the process it was written for \
+             (fix the clock or rewrite the file)"
+        ),
     }
 }

@@ -1,7 +1,8 @@
 //! The platform layer: the only place in gracestop that makes raw OS calls.
 //!
-//! It owns pidfds (`pidfd_open`, `pidfd_send_signal`), `/proc` parsing and the
-//! fallback that polls where the kernel has no pidfd. Everything above it speaks in
+//! It owns pidfds (`pidfd_open`, `pidfd_send_signal`), `/proc` parsing, the
+//! fallback that polls where the kernel has no pidfd, and the careful,
+//! component-by-component opening of files whose paths others may control. Everything above it speaks in
 //! terms of a pinned [`Process`] and never sees a bare PID it could signal by
 //! mistake. Policy (which signal, when, how long to wait) lives elsewhere.
 
@@ -10,6 +11,7 @@ mod process;
 pub mod procfs;
 pub mod supervise;
 pub mod timer;
+pub mod walk;
 
 pub use process::{pin, Delivery, NotRunning, Pinned, Process, WatchMode};
 
@@ -29,4 +31,17 @@ pub fn block_signals_on_this_thread() {
         Some(&nix::sys::signal::SigSet::all()),
         None,
     );
+}
+
+/// gracestop's own real and effective user ids.
+pub fn own_uids() -> [u32; 2] {
+    [nix::unistd::getuid().as_raw(), nix::unistd::geteuid().as_raw()]
+}
+
+/// Name of a group id, or the bare number when the group database has no entry.
+pub fn group_name(gid: u32) -> String {
+    match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)) {
+        Ok(Some(group)) => format!("{} (gid {gid})", group.name),
+        _ => format!("gid {gid}"),
+    }
 }

@@ -1,13 +1,22 @@
 //! A process pinned for signalling and awaiting.
 //!
-//! Pinning order is what makes targeting race-free: open the pidfd first, read the
-//! identity from `/proc` second, then check through the pidfd that the process is
-//! still alive. A live pidfd process cannot have given its PID away, so the facts
-//! read in between belong to it. From then on every signal goes through the pidfd.
+//! Pinning order is what makes targeting race-free: open the pidfd first, then
+//! the `/proc/PID` directory, read the identity through that directory, then
+//! check through the pidfd that the process is still alive. A live pidfd process
+//! cannot have given its PID away, so the facts read in between belong to it.
+//! From then on every signal goes through the pidfd.
 //!
 //! Where the kernel refuses pidfds (ENOSYS on old kernels, EPERM under some
-//! seccomp profiles) the [`Watch::Poll`] fallback checks `/proc` with a short
-//! backoff, comparing the start time so that a reused PID counts as "gone".
+//! seccomp profiles) the [`Watch::Poll`] fallback keeps the open `/proc/PID`
+//! directory instead: reads through it fail once the pinned process is reaped,
+//! even if its PID was reused, so "is it still ours?" has an exact answer. What
+//! remains is the gap between that answer and `kill(2)`: the process would have
+//! to exit, be reaped by its parent and have its PID handed to a new process
+//! within those few microseconds. No interface without pidfds closes that gap.
+//!
+//! A thread id is not a process: pinning one says which process it belongs to.
+//! A process whose main thread has exited (`pthread_exit`) while other threads
+//! run shows as a zombie in `/proc/PID/stat` but is alive, and is pinned as such.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -19,7 +28,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::pidfd;
-use super::procfs::{self, Stat};
+use super::procfs::{ProcDir, Stat, Status};
 
 /// How exits are watched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +50,10 @@ pub enum NotRunning {
 pub enum Pinned {
     Running(Process),
     NotRunning(NotRunning),
+    /// The PID is a thread of the process `of`, not a process.
+    Thread {
+        of: i32,
+    },
 }
 
 /// What happened to a signal.
@@ -61,12 +74,21 @@ enum Watch {
 pub struct Process {
     pid: i32,
     identity: Stat,
+    proc: ProcDir,
     watch: Watch,
+}
+
+/// Whether a process, as its stat and status show it, has exited.
+fn exited(stat: &Stat, status: &Status) -> bool {
+    stat.is_zombie() && !status.has_live_threads()
 }
 
 /// Pins `pid`. Must be called inside a tokio runtime (the pidfd is registered with
 /// its reactor).
 pub fn pin(pid: i32, mode: WatchMode) -> io::Result<Pinned> {
+    // Set when pidfd_open refused the PID as no process (a thread id): /proc
+    // then says whose thread it is.
+    let mut not_a_process = None;
     let fd = match mode {
         WatchMode::Poll => None,
         WatchMode::Auto => match pidfd::open(pid) {
@@ -74,11 +96,10 @@ pub fn pin(pid: i32, mode: WatchMode) -> io::Result<Pinned> {
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
                 return Ok(Pinned::NotRunning(NotRunning::NoSuchProcess))
             }
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{pid} is not a process id (a thread id?)"),
-                ))
+            // A thread id: EINVAL, or ENOENT on newer kernels.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
+                not_a_process = Some(e);
+                None
             }
             // No pidfd here: ENOSYS on old kernels, EPERM from some seccomp profiles.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
@@ -88,12 +109,28 @@ pub fn pin(pid: i32, mode: WatchMode) -> io::Result<Pinned> {
             Err(e) => return Err(e),
         },
     };
-    let identity = match procfs::stat(pid) {
-        Ok(stat) => stat,
+    let proc = match ProcDir::open(pid) {
+        Ok(proc) => proc,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)) => {
+            return Ok(Pinned::NotRunning(NotRunning::NoSuchProcess))
+        }
+        Err(e) => return Err(e),
+    };
+    let facts = proc.status().and_then(|status| Ok((status, proc.stat()?)));
+    let (status, identity) = match facts {
+        Ok(facts) => facts,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Pinned::NotRunning(NotRunning::NoSuchProcess)),
         Err(e) => return Err(e),
     };
-    if identity.is_zombie() {
+    if status.tgid != pid {
+        return Ok(Pinned::Thread { of: status.tgid });
+    }
+    if let Some(e) = not_a_process {
+        // /proc shows a process after all: the thread has gone and its id was
+        // reused in between. Never fall back to polling on such a fault.
+        return Err(io::Error::new(e.kind(), format!("the kernel refused a pidfd for {pid}: {e}")));
+    }
+    if exited(&identity, &status) {
         return Ok(Pinned::NotRunning(NotRunning::Zombie));
     }
     let watch = match fd {
@@ -108,7 +145,7 @@ pub fn pin(pid: i32, mode: WatchMode) -> io::Result<Pinned> {
         }
         None => Watch::Poll,
     };
-    Ok(Pinned::Running(Process { pid, identity, watch }))
+    Ok(Pinned::Running(Process { pid, identity, proc, watch }))
 }
 
 impl Process {
@@ -119,6 +156,12 @@ impl Process {
     /// `/proc/PID/stat` as read when the process was pinned.
     pub fn identity(&self) -> &Stat {
         &self.identity
+    }
+
+    /// `/proc/PID/status` now, read through the pinned directory: an error
+    /// (NotFound) once the process is gone, never another process's.
+    pub fn status(&self) -> io::Result<Status> {
+        self.proc.status()
     }
 
     /// Whether exits are detected through a pidfd (otherwise by polling).
@@ -174,11 +217,13 @@ impl Process {
         }
     }
 
-    /// Polling fallback: gone when `/proc/PID` is missing, a zombie, or names a
-    /// process with another start time (the PID was reused).
+    /// Polling fallback: gone when the pinned `/proc/PID` directory no longer
+    /// answers (the process was reaped) or shows it exited (a zombie whose
+    /// threads have all ended).
     fn gone_by_proc(&self) -> bool {
-        match procfs::stat(self.pid) {
-            Ok(now) => now.is_zombie() || now.start_ticks != self.identity.start_ticks,
+        match self.proc.stat() {
+            Ok(now) if now.is_zombie() => self.proc.status().map_or(true, |status| !status.has_live_threads()),
+            Ok(_) => false,
             Err(_) => true,
         }
     }
