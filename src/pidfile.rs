@@ -172,20 +172,48 @@ fn authority(shown: &str, steps: &[Step]) -> Result<Authority> {
     }
 }
 
-/// Reads the pidfile at `path` under the rule. Errors are refusals and
-/// unreadable or malformed files (exit 1).
-pub fn read(path: &Path) -> Result<Found> {
-    let shown = path.display().to_string();
+/// A pidfile opened under the rule, not read yet.
+struct Opened {
+    file: std::fs::File,
+    size: u64,
+    written: SystemTime,
+    authority: Authority,
+}
+
+/// Walks to the pidfile and applies the rule. `Ok(Err(at))` when it is
+/// missing, with the path where the walk stopped.
+fn open(path: &Path, shown: &str) -> Result<Result<Opened, String>> {
     let walked = walk::open_regular(path).with_context(|| format!("cannot read pidfile {shown}"))?;
-    let (mut file, size, written) = match walked.end {
-        End::Missing(at) => return Ok(Found::Missing(at.display().to_string())),
+    let (file, size, written) = match walked.end {
+        End::Missing(at) => return Ok(Err(at.display().to_string())),
         End::NotRegular => {
             let kind = walked.steps.last().map_or(Kind::Unknown, |s| s.kind);
             bail!("refusing pidfile {shown}: it is {}, not a regular file", kind.describe());
         }
         End::Opened { file, size, modified } => (file, size, modified),
     };
-    let authority = authority(&shown, &walked.steps)?;
+    let authority = authority(shown, &walked.steps)?;
+    Ok(Ok(Opened { file, size, written, authority }))
+}
+
+/// The authority of an existing pidfile, for `run --pidfile` to check that
+/// what it wrote is a pidfile `gracestop stop` will accept.
+pub fn authority_of(path: &Path) -> Result<Authority> {
+    let shown = path.display().to_string();
+    match open(path, &shown)? {
+        Ok(opened) => Ok(opened.authority),
+        Err(at) => bail!("pidfile {shown} vanished ({at} is missing)"),
+    }
+}
+
+/// Reads the pidfile at `path` under the rule. Errors are refusals and
+/// unreadable or malformed files (exit 1).
+pub fn read(path: &Path) -> Result<Found> {
+    let shown = path.display().to_string();
+    let Opened { mut file, size, written, authority } = match open(path, &shown)? {
+        Ok(opened) => opened,
+        Err(at) => return Ok(Found::Missing(at)),
+    };
     let too_big = || anyhow::anyhow!("pidfile {shown} is larger than {MAX_SIZE} bytes: a pidfile holds one PID");
     if size > MAX_SIZE {
         return Err(too_big());

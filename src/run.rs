@@ -151,6 +151,22 @@ fn write_pidfile(path: &Path) -> io::Result<()> {
     result
 }
 
+/// Checks that the pidfile just written passes the pidfile rule for our own
+/// process, so that `gracestop stop --pidfile` will accept it. A directory that
+/// others may write, for one, would let them replace it.
+fn check_own_pidfile(path: &Path) -> Result<()> {
+    let authority = crate::pidfile::authority_of(path)?;
+    let own = std::process::id() as i32;
+    let status = crate::platform::procfs::ProcDir::open(own)
+        .and_then(|dir| dir.status())
+        .context("cannot read gracestop's own /proc status")?;
+    if !authority.permits(&status) {
+        let shown = path.display().to_string();
+        anyhow::bail!("{}", authority.refusal(&shown, &format!("gracestop ({own})"), status.uid));
+    }
+    Ok(())
+}
+
 /// Removes the pidfile if it still holds our PID (someone may have replaced it).
 fn remove_pidfile(path: &Path) {
     let ours = fs::read_to_string(path).is_ok_and(|text| text.trim() == std::process::id().to_string());
@@ -180,6 +196,16 @@ fn shell_without_exec(argv: &[OsString]) -> bool {
     }
     let Some(c) = argv.iter().position(|a| a == "-c") else { return false };
     argv.get(c + 1).and_then(|s| s.to_str()).is_some_and(|script| !script.trim_start().starts_with("exec "))
+}
+
+/// The variables the child must not inherit: systemd's notification socket (the
+/// child is not the service systemd started) and gracestop's own `GRACESTOP_*`
+/// options, which may hold tokens (`GRACESTOP_DEREGISTER_HEADER`).
+fn own_environment() -> Vec<OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| name == "NOTIFY_SOCKET" || name.as_encoded_bytes().starts_with(b"GRACESTOP_"))
+        .collect()
 }
 
 fn notify(states: &[sd_notify::NotifyState]) {
@@ -235,13 +261,14 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
     let _pidfile = PidfileGuard(args.pidfile.clone());
     if let Some(path) = &args.pidfile {
         write_pidfile(path).with_context(|| format!("cannot write pidfile {}", path.display()))?;
+        check_own_pidfile(path).with_context(|| format!("cannot use pidfile {}", path.display()))?;
     }
     let detach = supervise::stdin_is_tty();
     let spawned = supervise::spawn(&Spawn {
         argv: &args.command,
         death_signal: args.sequence.signal,
         detach_from_tty: detach,
-        env_remove: &["NOTIFY_SOCKET"],
+        env_remove: &own_environment(),
     });
     let child = spawned.map_err(|e| {
         let exit = match e.raw_os_error() {

@@ -49,7 +49,8 @@ struct StopTarget {
     members: RefCell<Vec<Rc<Process>>>,
     /// Members left alone because the rule forbids them (each is warned about once).
     refused: RefCell<Vec<i32>>,
-    /// The last signal sent, which members found later receive too.
+    /// The last signal sent other than SIGCONT, which members found later
+    /// receive too (followed by SIGCONT).
     last_signal: Cell<Option<Signal>>,
 }
 
@@ -137,9 +138,16 @@ impl Target for StopTarget {
     fn signal(&self, signal: Signal) -> io::Result<Delivery> {
         let mut delivery = self.process.signal(signal)?;
         if self.group {
-            // Every signal (SIGCONT, the dump, SIGKILL) reaches the same group.
-            self.last_signal.set(Some(signal));
-            self.pin_new_members();
+            // Every signal (SIGCONT, the dump, SIGKILL) reaches the same group. A
+            // member that appeared since the stop signal gets that first.
+            let newcomers = self.pin_new_members();
+            match self.last_signal.get() {
+                Some(last) if signal == Signal::SIGCONT => {
+                    signal_members(&newcomers, last)?;
+                }
+                _ if signal == Signal::SIGCONT => {}
+                _ => self.last_signal.set(Some(signal)),
+            }
             let members: Vec<Rc<Process>> = self.members.borrow().clone();
             if signal_members(&members, signal)? == Delivery::Sent {
                 delivery = Delivery::Sent;
@@ -190,16 +198,25 @@ pub fn watch_mode() -> WatchMode {
 /// Counts SIGTERM and SIGINT to gracestop as further stop requests. The command
 /// itself is the first request, so the first signal cuts deregistration and drain
 /// short and the second skips to SIGKILL.
+///
+/// SIGHUP (a closed terminal or SSH session) is logged and otherwise ignored, as
+/// under nohup: a stop half done is worse than one finished. SIGPIPE stays
+/// ignored, as Rust's runtime sets it: a closed stderr only loses log lines.
 fn listen_for_requests() -> Result<Requests> {
     use tokio::signal::unix::{signal, SignalKind};
     let (tx, requests) = Requests::channel(1);
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     tokio::spawn(async move {
         loop {
             let name = tokio::select! {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
+                _ = hup.recv() => {
+                    log::info("request", format_args!("received SIGHUP: ignored, the stop goes on"));
+                    continue;
+                }
             };
             tx.send_modify(|n| *n += 1);
             log::info("request", format_args!("received {name}"));

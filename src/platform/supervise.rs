@@ -9,8 +9,10 @@
 //! delivery instead of a trip through the reactor. Every intake signal has a
 //! handler, so PID 1 of a namespace receives it, and `SigCgt` in
 //! `/proc/PID/status` tells the truth (`gracestop stop` aimed at us does not warn
-//! that we would die at once). The child gets an empty mask and default
-//! dispositions back before exec.
+//! that we would die at once). Real-time signals (SIGRTMIN..SIGRTMAX), which
+//! nix's `Signal` cannot name, are forwarded the same way; each is queued by the
+//! kernel, so none is lost, but a `sigqueue` payload is not carried over. The
+//! child gets an empty mask and default dispositions back before exec.
 
 use std::ffi::OsString;
 use std::io;
@@ -133,11 +135,37 @@ pub fn take_signals(watched: &[Signal]) -> io::Result<Intake> {
         // other only loads an atomic and calls kill(2), preserving errno.
         let _ = unsafe { signal::sigaction(sig, action) };
     }
+    let forwarded = with_realtime(forwarded, forward_signal, &all)?;
     let fd = SignalFd::with_flags(&read, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
     // SAFETY: the SignalFd moves into the AsyncFd and keeps its descriptor open,
     // unchanged, until the AsyncFd drops.
     let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
     Ok(Intake { fd, forwarded })
+}
+
+/// Installs `handler` for every real-time signal the C library leaves to
+/// applications (SIGRTMIN..=SIGRTMAX) and returns `set` with them added. They
+/// are already blocked: [`SigSet::all`] holds them.
+fn with_realtime(set: SigSet, handler: extern "C" fn(libc::c_int), mask: &SigSet) -> io::Result<SigSet> {
+    let mut raw = *set.as_ref();
+    for sig in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        // SAFETY: sigaction gets a fully initialised struct (zeroed, then every
+        // field gracestop relies on set) and a signal number in the range the C
+        // library reserves for applications; the handler is async-signal-safe
+        // (see `forward_signal`). sigaddset writes into our own set.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as usize;
+            action.sa_mask = *mask.as_ref();
+            action.sa_flags = libc::SA_RESTART;
+            if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::sigaddset(&mut raw, sig);
+        }
+    }
+    // SAFETY: `raw` came from a valid SigSet and was changed only by sigaddset.
+    Ok(unsafe { SigSet::from_sigset_t_unchecked(raw) })
 }
 
 /// Makes orphaned descendants reparent to us, so that we can reap and stop them.
@@ -154,7 +182,7 @@ pub struct Spawn<'a> {
     /// of gracestop's terminal, and a read would stop it rather than fail.
     pub detach_from_tty: bool,
     /// Environment variables not to pass on.
-    pub env_remove: &'a [&'a str],
+    pub env_remove: &'a [OsString],
 }
 
 /// Starts the child in its own process group. Must run on the thread that lives

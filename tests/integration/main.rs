@@ -5,3 +5,4 @@ mod support;
 mod deregister;
 mod run;
 mod stop;
+mod trust;

@@ -319,3 +319,45 @@ fn pidfile_that_cannot_be_written_is_125_before_the_child_starts() {
     assert!(run.stderr.contains("cannot write pidfile"), "{}", run.stderr);
     assert!(!marker.exists(), "the child ran although gracestop could not supervise it properly");
 }
+
+#[test]
+fn realtime_signals_reach_the_child() {
+    let sandbox = Sandbox::new();
+    let (low, high) = (libc::SIGRTMIN() + 3, libc::SIGRTMAX());
+    let argv = target_argv(&sandbox, "ready", &["--trap", &low.to_string(), "--trap", &high.to_string()]);
+    let running = Running::start(run_command(&[], &strs(&argv)));
+    crate::support::wait_for_file(&sandbox.path("ready"), LONG);
+    for signal in [low, high] {
+        let sent = Command::new("kill").arg(format!("-{signal}")).arg(running.pid().to_string()).status().unwrap();
+        assert!(sent.success());
+    }
+    sandbox.wait_for_event(&format!("target SIG{low}"), LONG);
+    sandbox.wait_for_event("target SIGRTMAX", LONG);
+    running.signal(Signal::SIGTERM);
+    let run = running.finish();
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+}
+
+#[test]
+fn gracestop_variables_do_not_reach_the_child() {
+    let sandbox = Sandbox::new();
+    let names = ["GRACESTOP_DEREGISTER_HEADER", "GRACESTOP_WAIT", "KEEP_ME"];
+    let mut extra = Vec::new();
+    for name in names {
+        extra.extend(["--log-env", name]);
+    }
+    let argv = target_argv(&sandbox, "ready", &extra);
+    let mut command = run_command(&[], &strs(&argv));
+    command.env("GRACESTOP_DEREGISTER_HEADER", "Authorization: Bearer s3cr3t-token").env("GRACESTOP_WAIT", "5");
+    command.env("KEEP_ME", "yes");
+    let running = Running::start(command);
+    crate::support::wait_for_file(&sandbox.path("ready"), LONG);
+    running.signal(Signal::SIGTERM);
+    let run = running.finish();
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    let events = sandbox.events();
+    assert!(events.contains(&"target env KEEP_ME=yes".to_string()), "{events:?}");
+    assert!(events.contains(&"target env GRACESTOP_DEREGISTER_HEADER=<unset>".to_string()), "{events:?}");
+    assert!(events.contains(&"target env GRACESTOP_WAIT=<unset>".to_string()), "{events:?}");
+    assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
+}
