@@ -9,6 +9,7 @@
 //! Redirects are never followed. Header values, URL passwords and token-like
 //! query parameters never reach the log.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -19,6 +20,7 @@ use reqwest::{Client, Method, StatusCode, Url};
 use crate::cli::PreStopArgs;
 use crate::exit::{coded, Exit};
 use crate::log;
+use crate::platform::file::read_regular;
 use crate::sequence::PreStop;
 
 /// Backoff before retry `n` (1-based): 100 ms, 200 ms, 400 ms, … at most 1 s.
@@ -28,6 +30,16 @@ fn backoff(retry: u32) -> Duration {
 
 /// Slack on top of reqwest's own timeout for the outer, cancelling one.
 const OUTER_SLACK: Duration = Duration::from_millis(250);
+
+/// The largest `--deregister-body @FILE`. A deregistration body is a few bytes
+/// of JSON; the bound keeps a wrong path (a log, a file in `/proc`, one that
+/// grows) from filling memory before anything is signalled.
+const MAX_BODY: u64 = 1 << 20;
+
+/// The largest `--deregister-cacert FILE`. Debian's whole CA bundle (about 140
+/// roots) is about 220 KB, so 1 MiB holds four of it: room for any private CA
+/// chain, no room for a mistake to fill memory.
+const MAX_CACERT: u64 = 1 << 20;
 
 /// `--deregister-strict` and a deregistration failed: nothing was signalled.
 /// `stop` and `drain` end with exit 1; `run` keeps supervising.
@@ -73,7 +85,7 @@ impl Deregistration {
         let usage = |e: anyhow::Error| coded(Exit::Usage, format!("{e:#}"));
         let body = match args.body.as_deref() {
             Some(text) => Some(match text.strip_prefix('@') {
-                Some(path) => std::fs::read(path)
+                Some(path) => read_regular(Path::new(path), MAX_BODY)
                     .with_context(|| format!("cannot read --deregister-body file {path}"))
                     .map_err(usage)?,
                 None => text.as_bytes().to_vec(),
@@ -90,7 +102,7 @@ impl Deregistration {
         }
         let roots = match &args.cacert {
             Some(path) => {
-                let pem = std::fs::read(path)
+                let pem = read_regular(path, MAX_CACERT)
                     .with_context(|| format!("cannot read --deregister-cacert {}", path.display()))
                     .map_err(usage)?;
                 let certs = reqwest::Certificate::from_pem_bundle(&pem)

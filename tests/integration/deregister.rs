@@ -307,3 +307,93 @@ fn stop_options_read_the_environment() {
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&target.wait(LONG)), Some(libc::SIGKILL));
 }
+
+/// Runs `stop --pid TARGET ARGS...` (ENV set) against a fresh target and
+/// registry, expecting a usage error before anything is called or signalled,
+/// within a few seconds. Returns gracestop's stderr.
+///
+/// `args` may name the registry's URL as `{registry}`. gracestop runs with a
+/// 1 GiB address-space limit, so that a regression that reads an endless file
+/// fails this test instead of exhausting the machine's memory.
+fn refused_before_anything(args: &[&str], env: &[(&str, &str)]) -> String {
+    let sandbox = Sandbox::new();
+    let registry = sandbox.registry(&[]);
+    let target = sandbox.target(&[]);
+    let url = registry.url("/down");
+    let mut command = gracestop(Mode::Pidfd);
+    command.args(["stop", "--pid", &target.pid.to_string()]);
+    command.args(args.iter().map(|a| a.replace("{registry}", &url)));
+    command.envs(env.iter().copied());
+    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            let limit = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let run = Running::start(command).finish_within(Duration::from_secs(10));
+    assert_eq!(run.code(), 2, "{args:?} {env:?}: {}", run.stderr);
+    assert!(sandbox.events().is_empty(), "called or signalled: {:?}", sandbox.events());
+    assert!(target.is_running());
+    run.stderr
+}
+
+#[test]
+fn fifo_as_body_is_refused_at_once_instead_of_blocking() {
+    let sandbox = Sandbox::new();
+    let fifo = sandbox.path("body.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(made.success());
+    let body = format!("@{}", fifo.display());
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}", "--deregister-body", &body], &[]);
+    assert!(stderr.contains(&format!("{}: is a FIFO, not a regular file", fifo.display())), "{stderr}");
+}
+
+#[test]
+fn devices_as_body_or_cacert_are_refused_at_once() {
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}", "--deregister-body", "@/dev/zero"], &[]);
+    assert!(stderr.contains("/dev/zero: is a character device, not a regular file"), "{stderr}");
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}", "--deregister-cacert", "/dev/zero"], &[]);
+    assert!(stderr.contains("/dev/zero: is a character device, not a regular file"), "{stderr}");
+}
+
+#[test]
+fn oversized_body_or_cacert_is_refused_naming_the_limit() {
+    let sandbox = Sandbox::new();
+    let big = sandbox.path("big");
+    std::fs::File::create(&big).and_then(|f| f.set_len(2 << 20)).expect("sparse 2 MiB file");
+    let body = format!("@{}", big.display());
+    let big = big.display().to_string();
+    for args in [["--deregister-body", body.as_str()], ["--deregister-cacert", big.as_str()]] {
+        let stderr = refused_before_anything(&["--deregister-url", "{registry}", args[0], args[1]], &[]);
+        assert!(stderr.contains(&format!("{big}: is larger than 1 MiB")), "{stderr}");
+    }
+    // A /proc file reports size 0: only the bounded read can catch it.
+    const PROC: &str = "/proc/kallsyms";
+    let mut head = Vec::new();
+    let readable = std::fs::File::open(PROC)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, (1 << 20) + 1), &mut head));
+    if readable.is_ok() && head.len() > 1 << 20 {
+        let stderr =
+            refused_before_anything(&["--deregister-url", "{registry}", "--deregister-body", "@/proc/kallsyms"], &[]);
+        assert!(stderr.contains("/proc/kallsyms: is larger than 1 MiB"), "{stderr}");
+    } else {
+        eprintln!("SKIPPED the /proc part: {PROC} is not readable or not larger than 1 MiB here");
+    }
+}
+
+#[test]
+fn directory_as_body_or_cacert_is_refused() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path("");
+    let dir = dir.display().to_string();
+    let dir = dir.trim_end_matches('/');
+    let body = format!("@{dir}");
+    for args in [["--deregister-body", body.as_str()], ["--deregister-cacert", dir]] {
+        let stderr = refused_before_anything(&["--deregister-url", "{registry}", args[0], args[1]], &[]);
+        assert!(stderr.contains(&format!("{dir}: is a directory, not a regular file")), "{stderr}");
+    }
+}
