@@ -342,6 +342,90 @@ fn refused_before_anything(args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 #[test]
+fn secret_in_an_invalid_header_value_never_reaches_the_usage_error() {
+    // A control character makes the value invalid; clap would quote it whole.
+    let header = "Authorization: Bearer s3cr3t\u{1}t0ken";
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}", "--deregister-header", header], &[]);
+    assert!(!stderr.contains("s3cr3t") && !stderr.contains("t0ken"), "{stderr}");
+    assert!(stderr.contains("--deregister-header") && stderr.contains("Authorization: ***"), "{stderr}");
+}
+
+#[test]
+fn secret_in_an_invalid_header_value_from_the_environment_never_reaches_the_usage_error() {
+    let env = [("GRACESTOP_DEREGISTER_HEADER", "X-Consul-Token: s3cr3t\u{7f}t0ken")];
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}"], &env);
+    assert!(!stderr.contains("s3cr3t") && !stderr.contains("t0ken"), "{stderr}");
+    assert!(stderr.contains("X-Consul-Token: ***"), "{stderr}");
+}
+
+#[test]
+fn secrets_in_an_unparsable_url_never_reach_the_usage_error() {
+    // Port 99999 makes each URL unparsable; clap would quote it whole.
+    for url in [
+        "http://admin:pa55word@127.0.0.1:99999/down",
+        "http://s3cr3tUs3r@127.0.0.1:99999/down",
+        "http://127.0.0.1:99999/down?dc=eu&access_token=s3cr3tT0ken#s3cr3tFragment",
+    ] {
+        let stderr = refused_before_anything(&["--deregister-url", url], &[]);
+        for secret in ["pa55word", "s3cr3t"] {
+            assert!(!stderr.contains(secret), "{url}: {stderr}");
+        }
+        assert!(stderr.contains("127.0.0.1:99999/down") && stderr.contains("invalid port number"), "{stderr}");
+    }
+}
+
+#[test]
+fn secrets_in_an_unparsable_url_from_the_environment_never_reach_the_usage_error() {
+    let env = [("GRACESTOP_DEREGISTER_URL", "http://127.0.0.1/ok http://admin:pa55word@127.0.0.1:99999/down")];
+    let stderr = refused_before_anything(&[], &env);
+    assert!(!stderr.contains("pa55word"), "{stderr}");
+    assert!(stderr.contains("http://***:***@127.0.0.1:99999/down"), "{stderr}");
+}
+
+#[test]
+fn relative_redirect_is_shown_resolved_and_redacted() {
+    let sandbox = Sandbox::new();
+    let relative = sandbox.registry(&["--mode", "redirect", "--location", "/login?token=s3cr3tT0ken&next=home"]);
+    let garbage =
+        sandbox.registry(&["--mode", "redirect", "--location", "http://admin:s3cr3tPw@[::1", "--name", "bad"]);
+    let mut command = gracestop(Mode::Pidfd);
+    command.args(["drain", "--deregister-url", &relative.url("/down"), "--deregister-url", &garbage.url("/down")]);
+    let run = run(command);
+    assert_eq!(run.code(), 0, "a warning only: {}", run.stderr);
+    assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
+    let shown = format!("302 redirect to {}", relative.url("/login?token=***&next=home"));
+    assert!(run.stderr.contains(&shown), "{}", run.stderr);
+    assert!(run.stderr.contains("302 redirect to an unparsable Location"), "{}", run.stderr);
+}
+
+#[test]
+fn token_as_url_user_name_appears_on_no_line() {
+    let sandbox = Sandbox::new();
+    let ok = sandbox.registry(&[]);
+    let failing = sandbox.registry(&["--mode", "fail", "--name", "failing"]);
+    let redirect = sandbox.registry(&[
+        "--mode",
+        "redirect",
+        "--location",
+        "http://Us3rT0ken@127.0.0.1:1/elsewhere#fr4gmentSecret",
+        "--name",
+        "redirect",
+    ]);
+    let at = |port: u16| format!("http://Us3rT0ken@127.0.0.1:{port}/down#fr4gmentSecret");
+    let mut command = gracestop(Mode::Pidfd);
+    command.args(["-v", "drain", "--deregister-retries", "1"]);
+    for url in [at(ok.port), at(failing.port), at(redirect.port), at(1)] {
+        command.args(["--deregister-url", &url]);
+    }
+    let run = run(command);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(sandbox.has_event("registry POST /down"), "{:?}", sandbox.events());
+    assert!(!run.stderr.contains("Us3rT0ken") && !run.stderr.contains("fr4gment"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("http://***@127.0.0.1:{}/down#***", ok.port)), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+}
+
+#[test]
 fn fifo_as_body_is_refused_at_once_instead_of_blocking() {
     let sandbox = Sandbox::new();
     let fifo = sandbox.path("body.fifo");
