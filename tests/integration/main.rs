@@ -3,5 +3,6 @@
 mod support;
 
 mod deregister;
+mod properties;
 mod run;
 mod stop;
