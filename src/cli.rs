@@ -298,8 +298,8 @@ pub fn parse_header(text: &str) -> Result<Header, String> {
 }
 
 /// A clap error fit to print: every value that may carry a secret is shown
-/// redacted, where clap would quote it whole ("invalid value 'Authorization:
-/// Bearer …' for '--deregister-header <HEADER>'"), also when it came from the
+/// redacted, where clap would quote it whole (`invalid value 'Authorization:
+/// Bearer …' for '--deregister-header <HEADER>'`), also when it came from the
 /// environment. The kind, the exit code and the usage lines stay clap's own.
 ///
 /// - the value of an option named like a header: `Name: ***`;
