@@ -1,17 +1,20 @@
-//! The command line: clap types, whose doc comments are the `--help` text, and the
-//! forgiving parsers for durations, signals and PIDs.
+//! The command line: clap types, whose doc comments are the `--help` text, the
+//! forgiving parsers for durations, signals and PIDs, and the redaction of
+//! clap's usage errors, which would otherwise quote a secret value whole.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, StyledStr};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand};
 use nix::sys::signal::Signal;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 
+use crate::deregister::{redact_header_text, redact_url_text};
 use crate::sequence::{Dump, Plan};
 
 /// Stop services gracefully: signal, wait exactly as long as needed, escalate.
@@ -157,7 +160,9 @@ pub struct PreStopArgs {
     ///
     /// Any 2xx answer is success. Redirects are not followed: a 3xx is a failure.
     /// A failure is a warning and the stop goes on, unless --deregister-strict.
-    /// From the environment: several URLs separated by spaces.
+    /// From the environment: several URLs separated by spaces. The log and error
+    /// messages show it without user name, password, fragment or the values of
+    /// secret-looking query parameters (token, key, sig, ...).
     #[arg(long = "deregister-url", value_name = "URL", value_parser = parse_url, env = "GRACESTOP_DEREGISTER_URL", value_delimiter = ' ')]
     pub urls: Vec<Url>,
 
@@ -290,6 +295,100 @@ pub fn parse_header(text: &str) -> Result<Header, String> {
     let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| "not a valid header name".to_string())?;
     let value = HeaderValue::from_str(value.trim()).map_err(|_| format!("the value of header {name} is not valid"))?;
     Ok(Header { name, value })
+}
+
+/// A clap error fit to print: every value that may carry a secret is shown
+/// redacted, where clap would quote it whole (`invalid value 'Authorization:
+/// Bearer …' for '--deregister-header <HEADER>'`), also when it came from the
+/// environment. The kind, the exit code and the usage lines stay clap's own.
+///
+/// - the value of an option named like a header: `Name: ***`;
+/// - of one named like a body, token, secret, password, key or auth: `***`;
+/// - of one named like a URL, or any value with `://` or `@` in it: as
+///   [`redact_url_text`] shows it (user name, password, fragment and secret
+///   query values hidden);
+/// - an unexpected argument or subcommand: `--name=***` for `--name=value`, a
+///   URL or `Name: value` header in it as above, and any other longer than 8
+///   characters as `***` with a tip saying why. An unquoted header
+///   (`--deregister-header X-Token: abc…`) leaves its value as such an argument.
+///
+/// Other values (`--wait soon`) are quoted as they are, so the message still
+/// names the bad value.
+pub fn redact_usage_error(mut error: clap::Error) -> clap::Error {
+    let raw = match error.kind() {
+        ErrorKind::UnknownArgument => {
+            context_string(&error, ContextKind::InvalidArg).map(|r| (ContextKind::InvalidArg, r))
+        }
+        ErrorKind::InvalidSubcommand => {
+            context_string(&error, ContextKind::InvalidSubcommand).map(|r| (ContextKind::InvalidSubcommand, r))
+        }
+        _ => None,
+    };
+    if let Some((kind, raw)) = raw {
+        let shown = redact_argument(&raw);
+        if shown != raw {
+            error.insert(kind, ContextValue::String(shown.clone()));
+            // The tips ("to pass '--x=…' as a value, use '-- --x=…'") quote it too.
+            let mut tips: Vec<StyledStr> = match error.get(ContextKind::Suggested) {
+                Some(ContextValue::StyledStrs(tips)) => {
+                    tips.iter().map(|tip| StyledStr::from(tip.to_string().replace(&raw, &shown))).collect()
+                }
+                _ => Vec::new(),
+            };
+            if shown == "***" {
+                tips.push(StyledStr::from(
+                    "the argument is not shown, it may be a secret; quote a header whole: 'Name: value'".to_string(),
+                ));
+            }
+            if !tips.is_empty() {
+                error.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
+            }
+        }
+    }
+    if let (Some(arg), Some(value)) =
+        (context_string(&error, ContextKind::InvalidArg), context_string(&error, ContextKind::InvalidValue))
+    {
+        let shown = redact_value(&arg, &value);
+        if shown != value {
+            error.insert(ContextKind::InvalidValue, ContextValue::String(shown));
+        }
+    }
+    error
+}
+
+fn context_string(error: &clap::Error, kind: ContextKind) -> Option<String> {
+    match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// `value` given to the option clap names `arg` (`--deregister-url <URL>`), redacted.
+fn redact_value(arg: &str, value: &str) -> String {
+    let arg = arg.to_ascii_lowercase();
+    if value.is_empty() {
+        // clap says "a value is required" for an empty one: nothing to hide.
+        value.to_string()
+    } else if arg.contains("header") {
+        redact_header_text(value)
+    } else if ["body", "token", "secret", "password", "key", "auth"].iter().any(|s| arg.contains(s)) {
+        "***".to_string()
+    } else if arg.contains("url") || value.contains("://") || value.contains('@') {
+        redact_url_text(value)
+    } else {
+        value.to_string()
+    }
+}
+
+/// An unexpected command-line argument, redacted.
+fn redact_argument(raw: &str) -> String {
+    match raw.split_once('=') {
+        Some((name, _)) if name.starts_with('-') => format!("{name}=***"),
+        _ if raw.contains("://") || raw.contains('@') => redact_url_text(raw),
+        _ if raw.contains(": ") => redact_header_text(raw),
+        _ if raw.starts_with('-') || raw.chars().count() <= 8 => raw.to_string(),
+        _ => "***".to_string(),
+    }
 }
 
 /// The longest duration accepted: a year is more than any stop should take, and
@@ -445,6 +544,45 @@ mod tests {
         for bad in ["no colon", ": value", "Bad Name: v", "X-Ok: bad\u{7f}value"] {
             assert!(parse_header(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn usage_errors_hide_secret_values_and_keep_the_others() {
+        let render = |args: &[&str]| {
+            let mut argv = vec!["gracestop"];
+            argv.extend_from_slice(args);
+            redact_usage_error(Cli::try_parse_from(argv).unwrap_err()).to_string()
+        };
+        let table: [(&[&str], &str, &str); 10] = [
+            (&["drain", "--deregister-header", "X-Token:", "s3cr3t-uuid-1234"], "s3cr3t", "'***'"),
+            (&["stop", "4242"], "", "unexpected argument '4242'"),
+            (&["drain", "--deregister-header", "Authorization: Bearer s3cr3t\u{1}"], "s3cr3t", "'Authorization: ***'"),
+            (&["drain", "--deregister-header", "Bearer s3cr3t"], "s3cr3t", "'***'"),
+            (
+                &["drain", "--deregister-url", "http://u:s3cr3t@127.0.0.1:99999/x"],
+                "s3cr3t",
+                "'http://***:***@127.0.0.1:99999/x'",
+            ),
+            (&["drain", "--deregister-url", "http://127.0.0.1/x?token=s3cr3t#s3cr3t"], "", ""),
+            (&["drain", "--deregister-urll=http://u:s3cr3t@h/"], "s3cr3t", "'--deregister-urll'"),
+            (&["drain", "http://s3cr3t@127.0.0.1/down"], "s3cr3t", "'http://***@127.0.0.1/down'"),
+            (&["http://s3cr3t@127.0.0.1/down"], "s3cr3t", "'http://***@127.0.0.1/down'"),
+            (&["stop", "--pid", "42", "--wait", "soon"], "", "invalid value 'soon' for '--wait <DURATION>'"),
+        ];
+        for (args, secret, shown) in table {
+            if args.iter().any(|a| a.contains("token=s3cr3t")) {
+                // Valid: nothing to render.
+                assert!(Cli::try_parse_from(["gracestop"].iter().chain(args)).is_ok());
+                continue;
+            }
+            let text = render(args);
+            assert!(secret.is_empty() || !text.contains(secret), "{args:?}: {text}");
+            assert!(text.contains(shown), "{args:?}: {text}");
+        }
+        let err =
+            redact_usage_error(Cli::try_parse_from(["gracestop", "drain", "--deregister-url", "x:"]).unwrap_err());
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

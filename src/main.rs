@@ -5,13 +5,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gracestop::{cli::Cli, exit, log};
+use gracestop::cli::{self, Cli};
+use gracestop::{exit, log};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // clap's own message; its exit code is 2 for usage errors, 0 for --help.
+            // clap's own message, with secret values redacted; its exit code is 2
+            // for usage errors, 0 for --help.
+            let e = cli::redact_usage_error(e);
             let _ = e.print();
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }

@@ -6,6 +6,7 @@
 //! terms of a pinned [`Process`] and never sees a bare PID it could signal by
 //! mistake. Policy (which signal, when, how long to wait) lives elsewhere.
 
+pub mod file;
 mod pidfd;
 mod process;
 pub mod procfs;

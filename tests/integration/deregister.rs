@@ -307,3 +307,177 @@ fn stop_options_read_the_environment() {
     assert_eq!(run.code(), 0, "{}", run.stderr);
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&target.wait(LONG)), Some(libc::SIGKILL));
 }
+
+/// Runs `stop --pid TARGET ARGS...` (ENV set) against a fresh target and
+/// registry, expecting a usage error before anything is called or signalled,
+/// within a few seconds. Returns gracestop's stderr.
+///
+/// `args` may name the registry's URL as `{registry}`. gracestop runs with a
+/// 1 GiB address-space limit, so that a regression that reads an endless file
+/// fails this test instead of exhausting the machine's memory.
+fn refused_before_anything(args: &[&str], env: &[(&str, &str)]) -> String {
+    let sandbox = Sandbox::new();
+    let registry = sandbox.registry(&[]);
+    let target = sandbox.target(&[]);
+    let url = registry.url("/down");
+    let mut command = gracestop(Mode::Pidfd);
+    command.args(["stop", "--pid", &target.pid.to_string()]);
+    command.args(args.iter().map(|a| a.replace("{registry}", &url)));
+    command.envs(env.iter().copied());
+    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            let limit = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let run = Running::start(command).finish_within(Duration::from_secs(10));
+    assert_eq!(run.code(), 2, "{args:?} {env:?}: {}", run.stderr);
+    assert!(sandbox.events().is_empty(), "called or signalled: {:?}", sandbox.events());
+    assert!(target.is_running());
+    run.stderr
+}
+
+#[test]
+fn secret_in_an_invalid_header_value_never_reaches_the_usage_error() {
+    // A control character makes the value invalid; clap would quote it whole.
+    let header = "Authorization: Bearer s3cr3t\u{1}t0ken";
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}", "--deregister-header", header], &[]);
+    assert!(!stderr.contains("s3cr3t") && !stderr.contains("t0ken"), "{stderr}");
+    assert!(stderr.contains("--deregister-header") && stderr.contains("Authorization: ***"), "{stderr}");
+}
+
+#[test]
+fn secret_in_an_invalid_header_value_from_the_environment_never_reaches_the_usage_error() {
+    let env = [("GRACESTOP_DEREGISTER_HEADER", "X-Consul-Token: s3cr3t\u{7f}t0ken")];
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}"], &env);
+    assert!(!stderr.contains("s3cr3t") && !stderr.contains("t0ken"), "{stderr}");
+    assert!(stderr.contains("X-Consul-Token: ***"), "{stderr}");
+}
+
+#[test]
+fn secrets_in_an_unparsable_url_never_reach_the_usage_error() {
+    // Port 99999 makes each URL unparsable; clap would quote it whole.
+    for url in [
+        "http://admin:pa55word@127.0.0.1:99999/down",
+        "http://s3cr3tUs3r@127.0.0.1:99999/down",
+        "http://127.0.0.1:99999/down?dc=eu&access_token=s3cr3tT0ken#s3cr3tFragment",
+    ] {
+        let stderr = refused_before_anything(&["--deregister-url", url], &[]);
+        for secret in ["pa55word", "s3cr3t"] {
+            assert!(!stderr.contains(secret), "{url}: {stderr}");
+        }
+        assert!(stderr.contains("127.0.0.1:99999/down") && stderr.contains("invalid port number"), "{stderr}");
+    }
+}
+
+#[test]
+fn secrets_in_an_unparsable_url_from_the_environment_never_reach_the_usage_error() {
+    let env = [("GRACESTOP_DEREGISTER_URL", "http://127.0.0.1/ok http://admin:pa55word@127.0.0.1:99999/down")];
+    let stderr = refused_before_anything(&[], &env);
+    assert!(!stderr.contains("pa55word"), "{stderr}");
+    assert!(stderr.contains("http://***:***@127.0.0.1:99999/down"), "{stderr}");
+}
+
+#[test]
+fn relative_redirect_is_shown_resolved_and_redacted() {
+    let sandbox = Sandbox::new();
+    let relative = sandbox.registry(&["--mode", "redirect", "--location", "/login?token=s3cr3tT0ken&next=home"]);
+    let garbage =
+        sandbox.registry(&["--mode", "redirect", "--location", "http://admin:s3cr3tPw@[::1", "--name", "bad"]);
+    let mut command = gracestop(Mode::Pidfd);
+    command.args(["drain", "--deregister-url", &relative.url("/down"), "--deregister-url", &garbage.url("/down")]);
+    let run = run(command);
+    assert_eq!(run.code(), 0, "a warning only: {}", run.stderr);
+    assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
+    let shown = format!("302 redirect to {}", relative.url("/login?token=***&next=home"));
+    assert!(run.stderr.contains(&shown), "{}", run.stderr);
+    assert!(run.stderr.contains("302 redirect to an unparsable Location"), "{}", run.stderr);
+}
+
+#[test]
+fn token_as_url_user_name_appears_on_no_line() {
+    let sandbox = Sandbox::new();
+    let ok = sandbox.registry(&[]);
+    let failing = sandbox.registry(&["--mode", "fail", "--name", "failing"]);
+    let redirect = sandbox.registry(&[
+        "--mode",
+        "redirect",
+        "--location",
+        "http://Us3rT0ken@127.0.0.1:1/elsewhere#fr4gmentSecret",
+        "--name",
+        "redirect",
+    ]);
+    let at = |port: u16| format!("http://Us3rT0ken@127.0.0.1:{port}/down#fr4gmentSecret");
+    let mut command = gracestop(Mode::Pidfd);
+    command.args(["-v", "drain", "--deregister-retries", "1"]);
+    for url in [at(ok.port), at(failing.port), at(redirect.port), at(1)] {
+        command.args(["--deregister-url", &url]);
+    }
+    let run = run(command);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(sandbox.has_event("registry POST /down"), "{:?}", sandbox.events());
+    assert!(!run.stderr.contains("Us3rT0ken") && !run.stderr.contains("fr4gment"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("http://***@127.0.0.1:{}/down#***", ok.port)), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+}
+
+#[test]
+fn fifo_as_body_is_refused_at_once_instead_of_blocking() {
+    let sandbox = Sandbox::new();
+    let fifo = sandbox.path("body.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(made.success());
+    let body = format!("@{}", fifo.display());
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}", "--deregister-body", &body], &[]);
+    assert!(stderr.contains(&format!("{}: is a FIFO, not a regular file", fifo.display())), "{stderr}");
+}
+
+#[test]
+fn devices_as_body_or_cacert_are_refused_at_once() {
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}", "--deregister-body", "@/dev/zero"], &[]);
+    assert!(stderr.contains("/dev/zero: is a character device, not a regular file"), "{stderr}");
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}", "--deregister-cacert", "/dev/zero"], &[]);
+    assert!(stderr.contains("/dev/zero: is a character device, not a regular file"), "{stderr}");
+}
+
+#[test]
+fn oversized_body_or_cacert_is_refused_naming_the_limit() {
+    let sandbox = Sandbox::new();
+    let big = sandbox.path("big");
+    std::fs::File::create(&big).and_then(|f| f.set_len(2 << 20)).expect("sparse 2 MiB file");
+    let body = format!("@{}", big.display());
+    let big = big.display().to_string();
+    for args in [["--deregister-body", body.as_str()], ["--deregister-cacert", big.as_str()]] {
+        let stderr = refused_before_anything(&["--deregister-url", "{registry}", args[0], args[1]], &[]);
+        assert!(stderr.contains(&format!("{big}: is larger than 1 MiB")), "{stderr}");
+    }
+    // A /proc file reports size 0: only the bounded read can catch it.
+    const PROC: &str = "/proc/kallsyms";
+    let mut head = Vec::new();
+    let readable = std::fs::File::open(PROC)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, (1 << 20) + 1), &mut head));
+    if readable.is_ok() && head.len() > 1 << 20 {
+        let stderr =
+            refused_before_anything(&["--deregister-url", "{registry}", "--deregister-body", "@/proc/kallsyms"], &[]);
+        assert!(stderr.contains("/proc/kallsyms: is larger than 1 MiB"), "{stderr}");
+    } else {
+        eprintln!("SKIPPED the /proc part: {PROC} is not readable or not larger than 1 MiB here");
+    }
+}
+
+#[test]
+fn directory_as_body_or_cacert_is_refused() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path("");
+    let dir = dir.display().to_string();
+    let dir = dir.trim_end_matches('/');
+    let body = format!("@{dir}");
+    for args in [["--deregister-body", body.as_str()], ["--deregister-cacert", dir]] {
+        let stderr = refused_before_anything(&["--deregister-url", "{registry}", args[0], args[1]], &[]);
+        assert!(stderr.contains(&format!("{dir}: is a directory, not a regular file")), "{stderr}");
+    }
+}

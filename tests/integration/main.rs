@@ -3,6 +3,7 @@
 mod support;
 
 mod deregister;
+mod properties;
 mod run;
 mod stop;
 mod trust;

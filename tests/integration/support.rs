@@ -332,8 +332,17 @@ impl Running {
     /// Waits (at most 60 s) for gracestop to exit, then (at most 2 s) for the end
     /// of its stderr: a leftover process that inherited the pipe must not hang
     /// the test.
-    pub fn finish(mut self) -> Run {
-        let status = wait_bounded(&mut self.child, Duration::from_secs(60)).expect("gracestop hung for 60 s");
+    pub fn finish(self) -> Run {
+        self.finish_within(Duration::from_secs(60))
+    }
+
+    /// As [`Running::finish`], with a tighter bound: gracestop is killed, and the
+    /// test fails, when it has not exited within `limit`.
+    pub fn finish_within(mut self, limit: Duration) -> Run {
+        let Some(status) = wait_bounded(&mut self.child, limit) else {
+            let stderr = String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned();
+            panic!("gracestop hung for {limit:?}: {stderr}");
+        };
         let elapsed = self.start.elapsed();
         let _ = self.done.recv_timeout(Duration::from_secs(2));
         let stderr = String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned();
