@@ -87,8 +87,12 @@ pub struct StopArgs {
     ///
     /// A pidfile is stale, and nothing is signalled, when its process does not
     /// exist, is a zombie, or started after the file was last written (2 s slack).
-    /// A pidfile that does not hold one decimal PID, or that anyone may write, is
-    /// an error (exit 1).
+    /// A pidfile that does not hold one decimal PID is an error (exit 1). Trust
+    /// rule: a pidfile that a user other than root or the caller could write or
+    /// replace (its owner, or the owner of a directory or symlink on its path)
+    /// names only that user's processes; one that others may write, or that sits
+    /// in a directory others may write without the sticky bit, is refused (exit 1).
+    /// Only regular files are read.
     #[arg(long = "pidfile", value_name = "FILE", env = "GRACESTOP_PIDFILE")]
     pub pidfiles: Vec<PathBuf>,
 

@@ -15,7 +15,6 @@
 //! last written cannot be the one the file was written for.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -210,19 +209,12 @@ pub fn authority_of(path: &Path) -> Result<Authority> {
 /// unreadable or malformed files (exit 1).
 pub fn read(path: &Path) -> Result<Found> {
     let shown = path.display().to_string();
-    let Opened { mut file, size, written, authority } = match open(path, &shown)? {
+    let Opened { file, size, written, authority } = match open(path, &shown)? {
         Ok(opened) => opened,
         Err(at) => return Ok(Found::Missing(at)),
     };
-    let too_big = || anyhow::anyhow!("pidfile {shown} is larger than {MAX_SIZE} bytes: a pidfile holds one PID");
-    if size > MAX_SIZE {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::new();
-    file.by_ref().take(MAX_SIZE + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read pidfile {shown}"))?;
-    if bytes.len() as u64 > MAX_SIZE {
-        return Err(too_big());
-    }
+    let bytes = crate::platform::file::read_bounded(file, size, MAX_SIZE)
+        .with_context(|| format!("cannot read pidfile {shown}"))?;
     let pid = parse(&bytes).map_err(|why| anyhow::anyhow!("pidfile {shown} {why}"))?;
     Ok(Found::Pidfile(Pidfile { pid, written, authority }))
 }

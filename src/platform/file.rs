@@ -13,8 +13,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use super::walk::Kind;
 
 /// Reads the whole of `path`, refusing anything that is not a regular file
 /// (FIFO, socket, device, directory) and anything larger than `limit` bytes.
@@ -28,9 +30,6 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         check_kind(&metadata)?;
     }
     let (file, size) = open_regular(path)?;
-    if size > limit {
-        return Err(too_large(limit));
-    }
     read_bounded(file, size, limit)
 }
 
@@ -44,7 +43,12 @@ fn open_regular(path: &Path) -> io::Result<(File, u64)> {
     Ok((file, metadata.len()))
 }
 
-fn read_bounded(file: File, size: u64, limit: u64) -> io::Result<Vec<u8>> {
+/// Reads at most `limit` bytes of an open file whose fstat size is `size`;
+/// more is an error ("is larger than …").
+pub fn read_bounded(file: File, size: u64, limit: u64) -> io::Result<Vec<u8>> {
+    if size > limit {
+        return Err(too_large(limit));
+    }
     let mut bytes = Vec::with_capacity(usize::try_from(size.min(limit)).unwrap_or(0));
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
@@ -54,23 +58,10 @@ fn read_bounded(file: File, size: u64, limit: u64) -> io::Result<Vec<u8>> {
 }
 
 fn check_kind(metadata: &std::fs::Metadata) -> io::Result<()> {
-    let kind = metadata.file_type();
-    let what = if kind.is_file() {
-        return Ok(());
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else {
-        "not a file"
-    };
-    Err(io::Error::new(io::ErrorKind::InvalidInput, format!("is {what}, not a regular file")))
+    match Kind::of_type(metadata.file_type()) {
+        Kind::Regular => Ok(()),
+        kind => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("is {}, not a regular file", kind.describe()))),
+    }
 }
 
 fn too_large(limit: u64) -> io::Error {

@@ -1,10 +1,11 @@
 //! The platform layer: the only place in gracestop that makes raw OS calls.
 //!
 //! It owns pidfds (`pidfd_open`, `pidfd_send_signal`), `/proc` parsing, the
-//! fallback that polls where the kernel has no pidfd, and the careful,
-//! component-by-component opening of files whose paths others may control. Everything above it speaks in
-//! terms of a pinned [`Process`] and never sees a bare PID it could signal by
-//! mistake. Policy (which signal, when, how long to wait) lives elsewhere.
+//! fallback that polls where the kernel has no pidfd, the careful,
+//! component-by-component opening of files whose paths others may control, and
+//! bounded, non-blocking reads of the files a user names. Everything above it
+//! speaks in terms of a pinned [`Process`] and never sees a bare PID it could
+//! signal by mistake. Policy (which signal, when, how long to wait) lives elsewhere.
 
 pub mod file;
 mod pidfd;

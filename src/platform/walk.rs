@@ -52,6 +52,21 @@ impl Kind {
         }
     }
 
+    /// The kind of a file type from std's metadata.
+    pub fn of_type(kind: std::fs::FileType) -> Kind {
+        use std::os::unix::fs::FileTypeExt;
+        match kind {
+            k if k.is_dir() => Kind::Directory,
+            k if k.is_symlink() => Kind::Symlink,
+            k if k.is_file() => Kind::Regular,
+            k if k.is_fifo() => Kind::Fifo,
+            k if k.is_socket() => Kind::Socket,
+            k if k.is_char_device() => Kind::CharDevice,
+            k if k.is_block_device() => Kind::BlockDevice,
+            _ => Kind::Unknown,
+        }
+    }
+
     /// "a FIFO", "a directory", … for messages.
     pub fn describe(self) -> &'static str {
         match self {
@@ -62,7 +77,7 @@ impl Kind {
             Kind::Socket => "a socket",
             Kind::CharDevice => "a character device",
             Kind::BlockDevice => "a block device",
-            Kind::Unknown => "an unknown kind of file",
+            Kind::Unknown => "not a file",
         }
     }
 }

@@ -1,7 +1,7 @@
-//! Properties of the public parsers in `gracestop::cli` and of the redaction in
-//! `gracestop::deregister`, over generated input: no input panics, the forgiving
-//! formats round-trip, and a generated secret never survives redaction, neither
-//! in a log line nor in a usage error. Pure functions: nothing is spawned.
+//! Properties of the public parsers in `gracestop::cli`, the pidfile parser and
+//! the redaction in `gracestop::deregister`, over generated input: no input
+//! panics, the forgiving formats round-trip, and a generated secret never
+//! survives redaction, neither in a log line nor in a usage error. Pure functions: nothing is spawned.
 
 use std::time::Duration;
 
@@ -249,5 +249,28 @@ proptest! {
         if let Err(error) = Cli::try_parse_from(argv) {
             let _ = redact_usage_error(error).to_string();
         }
+    }
+}
+
+proptest! {
+    /// Pidfile contents: nothing panics on any bytes, and a PID written the ways
+    /// daemons write it ("N", "N\n", padded) reads back as itself.
+    #[test]
+    fn pidfile_contents_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = gracestop::pidfile::parse(&bytes);
+    }
+
+    #[test]
+    fn written_pids_read_back(pid in 2..=i32::MAX, before in "[ \t\n]{0,3}", after in "[ \t\r\n]{0,3}") {
+        prop_assume!(pid as u32 != std::process::id());
+        let text = format!("{before}{pid}{after}");
+        prop_assert_eq!(gracestop::pidfile::parse(text.as_bytes()), Ok(pid));
+    }
+
+    /// Anything around the digits but white space is refused, never misread.
+    #[test]
+    fn decorated_pids_are_refused(pid in 2..=i32::MAX, junk in "[^0-9\\s]{1,3}", front in any::<bool>()) {
+        let text = if front { format!("{junk}{pid}") } else { format!("{pid}{junk}") };
+        prop_assert!(gracestop::pidfile::parse(text.as_bytes()).is_err(), "{:?}", text);
     }
 }
