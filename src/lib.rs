@@ -17,8 +17,9 @@
 //! returns within a millisecond of an exit without polling.
 //!
 //! [`stop`] turns `--pid` and `--pidfile` into pinned targets, refusing anything
-//! unsafe before the first signal. [`run`] launches a child and supervises it
-//! from one loop over one signalfd: it reaps (as a subreaper and as PID 1),
+//! unsafe before the first signal; [`pidfile`] holds the rule for who may aim
+//! gracestop at what through a pidfile. [`run`](mod@run) launches a child and
+//! supervises it from one loop over one signalfd: it reaps (as a subreaper and as PID 1),
 //! forwards signals, and runs the same sequence over the child's whole family.
 //! [`deregister`] is the HTTP pre-stop step. [`exit`] is the one table of exit
 //! codes, and `main` the one place that leaves the process.

@@ -14,7 +14,7 @@
 //!
 //! The sequence runs as a future inside the same loop, so signals are still
 //! forwarded and children still reaped while it drains and waits. Its target is
-//! the [`Family`]: the child's process group plus every descendant that left it.
+//! the `Family`: the child's process group plus every descendant that left it.
 
 use std::cell::Cell;
 use std::ffi::OsString;
