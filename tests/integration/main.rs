@@ -3,5 +3,6 @@
 mod support;
 
 mod deregister;
+mod fixtures;
 mod run;
 mod stop;

@@ -6,12 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 
-use crate::both_modes;
+use crate::all_modes;
 use crate::support::{in_pid_namespace, pid_namespaces_work, run, stop, Mode, Sandbox};
 
 const LONG: Duration = Duration::from_secs(20);
 
-both_modes! {
+all_modes! {
     fn term_handling_target_exits_0_long_before_wait(mode) {
         let sandbox = Sandbox::new();
         let mut target = sandbox.target(&[]);
@@ -22,8 +22,16 @@ both_modes! {
         assert!(sandbox.has_event("target SIGTERM"), "{:?}", sandbox.events());
         assert!(sandbox.has_event("target exit"));
         assert_eq!(target.wait(LONG).code(), Some(0));
-        let watch = if mode == Mode::Poll { "by polling /proc" } else { "by pidfd" };
+        let watch = if mode.polls() { "by polling /proc" } else { "by pidfd" };
         assert!(run.stderr.contains(watch), "expected {watch:?} in {}", run.stderr);
+        // Under seccomp the fallback must come from the refused call itself.
+        match mode.seccomp_errno() {
+            Some((_, errno)) => {
+                let refused = format!("pidfd unavailable ({})", std::io::Error::from_raw_os_error(errno));
+                assert!(run.stderr.contains(&refused), "expected {refused:?} in {}", run.stderr);
+            }
+            None => assert!(!run.stderr.contains("pidfd unavailable"), "{}", run.stderr),
+        }
     }
 
     fn term_ignoring_target_without_force_exits_4_and_still_runs(mode) {

@@ -1,12 +1,14 @@
 //! The test harness: real target processes with a readiness handshake and an
 //! event log, gracestop runs bounded in time, and guards that kill whatever a
-//! test started, so a failing test leaves nothing behind.
+//! test started, so a failing test leaves nothing behind. C fixtures (the
+//! seccomp wrapper) are compiled once per test run.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, Signal};
@@ -17,17 +19,42 @@ pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/target.py");
 const REGISTRY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/registry.py");
 
-/// How gracestop watches for exits.
+/// How gracestop watches for exits, and how it is made to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// pidfds, as the kernel allows them.
     Pidfd,
+    /// Polling `/proc`, chosen by `GRACESTOP_NO_PIDFD=1`.
     Poll,
+    /// Polling `/proc`, because a seccomp filter makes the pidfd calls fail with
+    /// ENOSYS (an old kernel).
+    SeccompEnosys,
+    /// Polling `/proc`, because a seccomp filter makes the pidfd calls fail with
+    /// EPERM (an older Docker seccomp profile).
+    SeccompEperm,
+}
+
+impl Mode {
+    /// Whether gracestop has to watch by polling `/proc` in this mode.
+    pub fn polls(self) -> bool {
+        self != Mode::Pidfd
+    }
+
+    /// The errno (name, number) the seccomp filter gives the pidfd calls.
+    pub fn seccomp_errno(self) -> Option<(&'static str, i32)> {
+        match self {
+            Mode::SeccompEnosys => Some(("ENOSYS", libc::ENOSYS)),
+            Mode::SeccompEperm => Some(("EPERM", libc::EPERM)),
+            Mode::Pidfd | Mode::Poll => None,
+        }
+    }
 }
 
 /// Runs a test body once per mode: every behaviour must hold on the pidfd path
-/// and on the polling fallback alike.
+/// and on the polling fallback, whether the fallback was asked for or forced by
+/// the kernel refusing pidfds.
 #[macro_export]
-macro_rules! both_modes {
+macro_rules! all_modes {
     ($(fn $name:ident($mode:ident) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
@@ -37,8 +64,57 @@ macro_rules! both_modes {
             fn pidfd() { body($crate::support::Mode::Pidfd) }
             #[test]
             fn polling() { body($crate::support::Mode::Poll) }
+            #[test]
+            fn seccomp_enosys() { body($crate::support::Mode::SeccompEnosys) }
+            #[test]
+            fn seccomp_eperm() { body($crate::support::Mode::SeccompEperm) }
         }
     )*};
+}
+
+/// Compiles `tests/fixtures/NAME.c` with the system C compiler (`$CC`, else
+/// `cc`) into this build's test scratch directory, once per test run, and
+/// returns the binary's path. A failed build fails the test with the
+/// compiler's output (every later caller sees the same failure).
+pub fn c_fixture(name: &str) -> PathBuf {
+    type Build = Arc<OnceLock<Result<PathBuf, String>>>;
+    static BUILDS: Mutex<BTreeMap<String, Build>> = Mutex::new(BTreeMap::new());
+    let build = Arc::clone(BUILDS.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_default());
+    match build.get_or_init(|| compile_c_fixture(name)) {
+        Ok(binary) => binary.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+fn compile_c_fixture(name: &str) -> Result<PathBuf, String> {
+    let source = Path::new(FIXTURES).join(format!("{name}.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-fixtures");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let binary = dir.join(name);
+    // Built under a name of this process's own, then renamed into place: a test
+    // run going on at the same time never executes a half-written binary.
+    let partial = dir.join(format!("{name}.{}.partial", std::process::id()));
+    let compiler = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let output = Command::new(&compiler)
+        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+        .arg(&partial)
+        .arg(&source)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!("cannot run the C compiler {compiler:?} for {}: {e} (.ci/run installs gcc)", source.display())
+        })?;
+    if !output.status.success() {
+        let _ = std::fs::remove_file(&partial);
+        return Err(format!(
+            "{compiler:?} failed on {} ({}):\n{}",
+            source.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    std::fs::rename(&partial, &binary).map_err(|e| format!("cannot move {} into place: {e}", binary.display()))?;
+    Ok(binary)
 }
 
 /// A temporary directory holding the readiness files and the event log.
@@ -267,9 +343,17 @@ impl Run {
     }
 }
 
-/// A gracestop command for `mode`.
+/// A gracestop command for `mode`; in the seccomp modes, gracestop runs under
+/// `tests/fixtures/seccomp_exec.c`, whose filter makes the pidfd calls fail.
 pub fn gracestop(mode: Mode) -> Command {
-    let mut command = Command::new(GRACESTOP);
+    let mut command = match mode.seccomp_errno() {
+        Some((errno, _)) => {
+            let mut wrapped = Command::new(c_fixture("seccomp_exec"));
+            wrapped.arg(errno).arg(GRACESTOP);
+            wrapped
+        }
+        None => Command::new(GRACESTOP),
+    };
     command.env_remove("GRACESTOP_NO_PIDFD");
     if mode == Mode::Poll {
         command.env("GRACESTOP_NO_PIDFD", "1");
