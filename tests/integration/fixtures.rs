@@ -1,11 +1,15 @@
 //! The C fixtures do what the behaviour tests rely on: the seccomp wrapper really
-//! makes the pidfd calls fail. A behaviour test that fails for a broken fixture
-//! would send its reader after the wrong code.
+//! makes the pidfd calls fail, and the threads fixture really leaves a process
+//! whose leader shows `Z` while it runs. A behaviour test that fails for a broken
+//! fixture would send its reader after the wrong code.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::support::c_fixture;
+use nix::sys::signal::Signal;
+
+use crate::support::{c_fixture, Sandbox};
 
 /// Calls each pidfd syscall once through ctypes and prints "NAME ok" or
 /// "NAME ERRNO". Invalid descriptors make send_signal and getfd fail with EBADF
@@ -79,4 +83,25 @@ fn seccomp_exec_refuses_misuse_clearly() {
         assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: expected {says:?} in {stderr}");
     }
+}
+
+#[test]
+fn threads_fixture_names_a_worker_thread_of_its_process() {
+    let sandbox = Sandbox::new();
+    let threads = sandbox.threads(&[]);
+    assert_ne!(threads.tid, threads.pid);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", threads.tid)).expect("the thread's status");
+    assert!(status.contains(&format!("\nTgid:\t{}\n", threads.pid)), "{status}");
+    assert!(threads.is_running());
+}
+
+#[test]
+fn threads_fixture_leader_exits_but_the_process_runs_until_sigterm() {
+    let sandbox = Sandbox::new();
+    let mut threads = sandbox.threads(&["--leader-exits"]);
+    assert_eq!(threads.leader_state(), Some('Z'));
+    assert!(threads.is_running(), "the worker runs on");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(threads.pid), Signal::SIGTERM).expect("signal own fixture");
+    assert_eq!(threads.wait(Duration::from_secs(20)).code(), Some(0));
+    assert_eq!(sandbox.events(), ["threads SIGTERM", "threads exit"]);
 }

@@ -1,7 +1,7 @@
 //! The test harness: real target processes with a readiness handshake and an
 //! event log, gracestop runs bounded in time, and guards that kill whatever a
 //! test started, so a failing test leaves nothing behind. C fixtures (the
-//! seccomp wrapper) are compiled once per test run.
+//! seccomp wrapper, the threaded target) are compiled once per test run.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -220,6 +220,28 @@ impl Sandbox {
         self.target_with(args, true)
     }
 
+    /// Starts the threaded C fixture (`tests/fixtures/threads.c`) and waits for
+    /// its handshake, which names its process and its worker thread.
+    pub fn threads(&self, args: &[&str]) -> Threaded {
+        let ready = self.path(&format!("threads-ready-{}", args.join("_").replace(['/', ' '], "_")));
+        let child = Command::new(c_fixture("threads"))
+            .arg("--ready")
+            .arg(&ready)
+            .arg("--log")
+            .arg(self.path("events"))
+            .args(args)
+            .spawn()
+            .expect("spawn the threads fixture");
+        let mut threaded = Threaded { pid: child.id() as i32, tid: 0, child };
+        wait_for_file(&ready, Duration::from_secs(20));
+        let handshake = std::fs::read_to_string(&ready).expect("threads handshake");
+        let ids: Vec<i32> = handshake.split_whitespace().map(|id| id.parse().expect("PID TID")).collect();
+        assert_eq!(ids.len(), 2, "expected \"PID TID\" from the threads fixture: {handshake:?}");
+        assert_eq!(ids[0], threaded.pid, "the fixture's handshake names another process");
+        threaded.tid = ids[1];
+        threaded
+    }
+
     fn target_with(&self, args: &[&str], own_group: bool) -> Target {
         let ready = self.path(&format!("ready-{}", args.join("_").replace(['/', ' '], "_")));
         let mut command = Command::new("python3");
@@ -232,6 +254,12 @@ impl Sandbox {
         wait_for_file(&ready, Duration::from_secs(20));
         target
     }
+}
+
+/// The state letter of a `/proc/.../stat` file, or None if it cannot be read.
+fn state_letter(stat_path: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// Waits (bounded) until `path` exists.
@@ -253,8 +281,7 @@ pub struct Target {
 impl Target {
     /// The state letter from `/proc/PID/stat` (`Z` for a zombie), or None once reaped.
     pub fn state(&self) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
-        stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+        state_letter(&format!("/proc/{}/stat", self.pid))
     }
 
     /// Running (not exited, not a zombie); does not reap.
@@ -286,6 +313,44 @@ impl Drop for Target {
         if self.own_group {
             let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running threads fixture: process `pid`, whose SIGTERM handling runs on its
+/// worker thread `tid`. Killed (the whole process) and reaped on drop.
+pub struct Threaded {
+    pub pid: i32,
+    pub tid: i32,
+    child: Child,
+}
+
+impl Threaded {
+    /// The state letter of the thread-group leader (`Z` once the main thread has
+    /// exited, even while the worker runs), or None once reaped.
+    pub fn leader_state(&self) -> Option<char> {
+        state_letter(&format!("/proc/{}/stat", self.pid))
+    }
+
+    /// Whether the worker thread still runs, and with it the process. Unlike
+    /// [`Target::is_running`], this holds while the leader shows `Z`.
+    pub fn is_running(&self) -> bool {
+        let worker = state_letter(&format!("/proc/{}/task/{}/stat", self.pid, self.tid));
+        !matches!(worker, None | Some('Z') | Some('X'))
+    }
+
+    /// Reaps the process, waiting at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        wait_bounded(&mut self.child, limit)
+            .unwrap_or_else(|| panic!("threads {} still runs after {limit:?}", self.pid))
+    }
+}
+
+impl Drop for Threaded {
+    /// SIGKILL to the process (every thread). Needed even with the sandbox's own
+    /// sweep: a process whose leader has exited shows `Z` and an empty command line.
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
