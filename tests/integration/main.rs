@@ -3,6 +3,7 @@
 mod support;
 
 mod deregister;
+mod fixtures;
 mod properties;
 mod run;
 mod stop;

@@ -6,12 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 
-use crate::both_modes;
+use crate::all_modes;
 use crate::support::{in_pid_namespace, pid_namespaces_work, run, stop, Mode, Sandbox};
 
 const LONG: Duration = Duration::from_secs(20);
 
-both_modes! {
+all_modes! {
     fn term_handling_target_exits_0_long_before_wait(mode) {
         let sandbox = Sandbox::new();
         let mut target = sandbox.target(&[]);
@@ -22,8 +22,16 @@ both_modes! {
         assert!(sandbox.has_event("target SIGTERM"), "{:?}", sandbox.events());
         assert!(sandbox.has_event("target exit"));
         assert_eq!(target.wait(LONG).code(), Some(0));
-        let watch = if mode == Mode::Poll { "by polling /proc" } else { "by pidfd" };
+        let watch = if mode.polls() { "by polling /proc" } else { "by pidfd" };
         assert!(run.stderr.contains(watch), "expected {watch:?} in {}", run.stderr);
+        // Under seccomp the fallback must come from the refused call itself.
+        match mode.seccomp_errno() {
+            Some((_, errno)) => {
+                let refused = format!("pidfd unavailable ({})", std::io::Error::from_raw_os_error(errno));
+                assert!(run.stderr.contains(&refused), "expected {refused:?} in {}", run.stderr);
+            }
+            None => assert!(!run.stderr.contains("pidfd unavailable"), "{}", run.stderr),
+        }
     }
 
     fn term_ignoring_target_without_force_exits_4_and_still_runs(mode) {
@@ -158,6 +166,49 @@ both_modes! {
         let run = stop(mode, &["--pidfile", pidfile.to_str().unwrap()]);
         assert_eq!(run.code(), 0, "{}", run.stderr);
         assert_eq!(target.wait(LONG).code(), Some(0));
+    }
+
+    fn thread_id_is_refused_with_exit_2_naming_its_process(mode) {
+        // A TID is no PID: kill(2) on it would signal its whole process, which the
+        // caller never named. Nothing may be signalled.
+        let sandbox = Sandbox::new();
+        let threads = sandbox.threads(&[]);
+        let tid = threads.tid.to_string();
+        let run = stop(mode, &["--pid", &tid, "--wait", "5"]);
+        assert!(sandbox.events().is_empty(), "signalled through thread {tid}: {:?}\n{}", sandbox.events(), run.stderr);
+        assert!(threads.is_running(), "the process is gone:\n{}", run.stderr);
+        assert_eq!(run.code(), 2, "{}", run.stderr);
+        let named = format!("is a thread of process {}", threads.pid);
+        assert!(run.stderr.contains(&named) && run.stderr.contains(&tid), "expected {named:?} in {}", run.stderr);
+    }
+
+    fn thread_id_in_a_pidfile_is_refused_with_exit_1_naming_its_process(mode) {
+        let sandbox = Sandbox::new();
+        let threads = sandbox.threads(&[]);
+        let tid = threads.tid.to_string();
+        // Written now, by the test's user (root in CI): fresh and trusted, so only
+        // the thread ID itself can be the reason to refuse.
+        let pidfile = sandbox.path("app.pid");
+        std::fs::write(&pidfile, format!("{tid}\n")).unwrap();
+        let run = stop(mode, &["--pidfile", pidfile.to_str().unwrap(), "--wait", "5"]);
+        assert!(sandbox.events().is_empty(), "signalled through thread {tid}: {:?}\n{}", sandbox.events(), run.stderr);
+        assert!(threads.is_running(), "the process is gone:\n{}", run.stderr);
+        assert_eq!(run.code(), 1, "{}", run.stderr);
+        let named = format!("is a thread of process {}", threads.pid);
+        assert!(run.stderr.contains(&named) && run.stderr.contains(&tid), "expected {named:?} in {}", run.stderr);
+    }
+
+    fn process_whose_main_thread_exited_is_alive_and_is_stopped(mode) {
+        // The leader shows `Z` in /proc/PID/stat while the worker runs on: the
+        // process has not exited, so it is no zombie to skip.
+        let sandbox = Sandbox::new();
+        let mut threads = sandbox.threads(&["--leader-exits"]);
+        assert_eq!(threads.leader_state(), Some('Z'), "the fixture's main thread did not exit");
+        let run = stop(mode, &["--pid", &threads.pid.to_string(), "--wait", "10"]);
+        assert_eq!(run.code(), 0, "events {:?}: {}", sandbox.events(), run.stderr);
+        assert!(!threads.is_running(), "gracestop returned while the worker still ran: {}", run.stderr);
+        assert_eq!(sandbox.events(), ["threads SIGTERM", "threads exit"], "{}", run.stderr);
+        assert_eq!(threads.wait(LONG).code(), Some(0));
     }
 
     fn several_targets_are_stopped_concurrently(mode) {

@@ -1,12 +1,14 @@
 //! The test harness: real target processes with a readiness handshake and an
 //! event log, gracestop runs bounded in time, and guards that kill whatever a
-//! test started, so a failing test leaves nothing behind.
+//! test started, so a failing test leaves nothing behind. C fixtures (the
+//! seccomp wrapper, the threaded target) are compiled once per test run.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, Signal};
@@ -17,17 +19,42 @@ pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/target.py");
 const REGISTRY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/registry.py");
 
-/// How gracestop watches for exits.
+/// How gracestop watches for exits, and how it is made to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// pidfds, as the kernel allows them.
     Pidfd,
+    /// Polling `/proc`, chosen by `GRACESTOP_NO_PIDFD=1`.
     Poll,
+    /// Polling `/proc`, because a seccomp filter makes the pidfd calls fail with
+    /// ENOSYS (an old kernel).
+    SeccompEnosys,
+    /// Polling `/proc`, because a seccomp filter makes the pidfd calls fail with
+    /// EPERM (an older Docker seccomp profile).
+    SeccompEperm,
+}
+
+impl Mode {
+    /// Whether gracestop has to watch by polling `/proc` in this mode.
+    pub fn polls(self) -> bool {
+        self != Mode::Pidfd
+    }
+
+    /// The errno (name, number) the seccomp filter gives the pidfd calls.
+    pub fn seccomp_errno(self) -> Option<(&'static str, i32)> {
+        match self {
+            Mode::SeccompEnosys => Some(("ENOSYS", libc::ENOSYS)),
+            Mode::SeccompEperm => Some(("EPERM", libc::EPERM)),
+            Mode::Pidfd | Mode::Poll => None,
+        }
+    }
 }
 
 /// Runs a test body once per mode: every behaviour must hold on the pidfd path
-/// and on the polling fallback alike.
+/// and on the polling fallback, whether the fallback was asked for or forced by
+/// the kernel refusing pidfds.
 #[macro_export]
-macro_rules! both_modes {
+macro_rules! all_modes {
     ($(fn $name:ident($mode:ident) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
@@ -37,8 +64,57 @@ macro_rules! both_modes {
             fn pidfd() { body($crate::support::Mode::Pidfd) }
             #[test]
             fn polling() { body($crate::support::Mode::Poll) }
+            #[test]
+            fn seccomp_enosys() { body($crate::support::Mode::SeccompEnosys) }
+            #[test]
+            fn seccomp_eperm() { body($crate::support::Mode::SeccompEperm) }
         }
     )*};
+}
+
+/// Compiles `tests/fixtures/NAME.c` with the system C compiler (`$CC`, else
+/// `cc`) into this build's test scratch directory, once per test run, and
+/// returns the binary's path. A failed build fails the test with the
+/// compiler's output (every later caller sees the same failure).
+pub fn c_fixture(name: &str) -> PathBuf {
+    type Build = Arc<OnceLock<Result<PathBuf, String>>>;
+    static BUILDS: Mutex<BTreeMap<String, Build>> = Mutex::new(BTreeMap::new());
+    let build = Arc::clone(BUILDS.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_default());
+    match build.get_or_init(|| compile_c_fixture(name)) {
+        Ok(binary) => binary.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+fn compile_c_fixture(name: &str) -> Result<PathBuf, String> {
+    let source = Path::new(FIXTURES).join(format!("{name}.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-fixtures");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let binary = dir.join(name);
+    // Built under a name of this process's own, then renamed into place: a test
+    // run going on at the same time never executes a half-written binary.
+    let partial = dir.join(format!("{name}.{}.partial", std::process::id()));
+    let compiler = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let output = Command::new(&compiler)
+        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+        .arg(&partial)
+        .arg(&source)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!("cannot run the C compiler {compiler:?} for {}: {e} (.ci/run installs gcc)", source.display())
+        })?;
+    if !output.status.success() {
+        let _ = std::fs::remove_file(&partial);
+        return Err(format!(
+            "{compiler:?} failed on {} ({}):\n{}",
+            source.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    std::fs::rename(&partial, &binary).map_err(|e| format!("cannot move {} into place: {e}", binary.display()))?;
+    Ok(binary)
 }
 
 /// A temporary directory holding the readiness files and the event log.
@@ -144,6 +220,28 @@ impl Sandbox {
         self.target_with(args, true)
     }
 
+    /// Starts the threaded C fixture (`tests/fixtures/threads.c`) and waits for
+    /// its handshake, which names its process and its worker thread.
+    pub fn threads(&self, args: &[&str]) -> Threaded {
+        let ready = self.path(&format!("threads-ready-{}", args.join("_").replace(['/', ' '], "_")));
+        let child = Command::new(c_fixture("threads"))
+            .arg("--ready")
+            .arg(&ready)
+            .arg("--log")
+            .arg(self.path("events"))
+            .args(args)
+            .spawn()
+            .expect("spawn the threads fixture");
+        let mut threaded = Threaded { pid: child.id() as i32, tid: 0, child };
+        wait_for_file(&ready, Duration::from_secs(20));
+        let handshake = std::fs::read_to_string(&ready).expect("threads handshake");
+        let ids: Vec<i32> = handshake.split_whitespace().map(|id| id.parse().expect("PID TID")).collect();
+        assert_eq!(ids.len(), 2, "expected \"PID TID\" from the threads fixture: {handshake:?}");
+        assert_eq!(ids[0], threaded.pid, "the fixture's handshake names another process");
+        threaded.tid = ids[1];
+        threaded
+    }
+
     fn target_with(&self, args: &[&str], own_group: bool) -> Target {
         let ready = self.path(&format!("ready-{}", args.join("_").replace(['/', ' '], "_")));
         let mut command = Command::new("python3");
@@ -156,6 +254,12 @@ impl Sandbox {
         wait_for_file(&ready, Duration::from_secs(20));
         target
     }
+}
+
+/// The state letter of a `/proc/.../stat` file, or None if it cannot be read.
+fn state_letter(stat_path: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// Waits (bounded) until `path` exists.
@@ -177,8 +281,7 @@ pub struct Target {
 impl Target {
     /// The state letter from `/proc/PID/stat` (`Z` for a zombie), or None once reaped.
     pub fn state(&self) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
-        stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+        state_letter(&format!("/proc/{}/stat", self.pid))
     }
 
     /// Running (not exited, not a zombie); does not reap.
@@ -210,6 +313,44 @@ impl Drop for Target {
         if self.own_group {
             let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running threads fixture: process `pid`, whose SIGTERM handling runs on its
+/// worker thread `tid`. Killed (the whole process) and reaped on drop.
+pub struct Threaded {
+    pub pid: i32,
+    pub tid: i32,
+    child: Child,
+}
+
+impl Threaded {
+    /// The state letter of the thread-group leader (`Z` once the main thread has
+    /// exited, even while the worker runs), or None once reaped.
+    pub fn leader_state(&self) -> Option<char> {
+        state_letter(&format!("/proc/{}/stat", self.pid))
+    }
+
+    /// Whether the worker thread still runs, and with it the process. Unlike
+    /// [`Target::is_running`], this holds while the leader shows `Z`.
+    pub fn is_running(&self) -> bool {
+        let worker = state_letter(&format!("/proc/{}/task/{}/stat", self.pid, self.tid));
+        !matches!(worker, None | Some('Z') | Some('X'))
+    }
+
+    /// Reaps the process, waiting at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        wait_bounded(&mut self.child, limit)
+            .unwrap_or_else(|| panic!("threads {} still runs after {limit:?}", self.pid))
+    }
+}
+
+impl Drop for Threaded {
+    /// SIGKILL to the process (every thread). Needed even with the sandbox's own
+    /// sweep: a process whose leader has exited shows `Z` and an empty command line.
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -267,9 +408,17 @@ impl Run {
     }
 }
 
-/// A gracestop command for `mode`.
+/// A gracestop command for `mode`; in the seccomp modes, gracestop runs under
+/// `tests/fixtures/seccomp_exec.c`, whose filter makes the pidfd calls fail.
 pub fn gracestop(mode: Mode) -> Command {
-    let mut command = Command::new(GRACESTOP);
+    let mut command = match mode.seccomp_errno() {
+        Some((errno, _)) => {
+            let mut wrapped = Command::new(c_fixture("seccomp_exec"));
+            wrapped.arg(errno).arg(GRACESTOP);
+            wrapped
+        }
+        None => Command::new(GRACESTOP),
+    };
     command.env_remove("GRACESTOP_NO_PIDFD");
     if mode == Mode::Poll {
         command.env("GRACESTOP_NO_PIDFD", "1");
