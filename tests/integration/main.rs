@@ -6,5 +6,6 @@ mod deregister;
 mod fixtures;
 mod properties;
 mod run;
+mod soak;
 mod stop;
 mod trust;
