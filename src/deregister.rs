@@ -111,6 +111,14 @@ impl Deregistration {
                 let certs = reqwest::Certificate::from_pem_bundle(&pem)
                     .with_context(|| format!("--deregister-cacert {} holds no valid PEM certificate", path.display()))
                     .map_err(usage)?;
+                // A file without any PEM block parses as an empty bundle: with no
+                // root at all, every https call would fail later, as a warning.
+                if certs.is_empty() {
+                    return Err(coded(
+                        Exit::Usage,
+                        format!("--deregister-cacert {} holds no PEM certificate", path.display()),
+                    ));
+                }
                 Some(certs)
             }
             None => None,

@@ -481,3 +481,13 @@ fn directory_as_body_or_cacert_is_refused() {
         assert!(stderr.contains(&format!("{dir}: is a directory, not a regular file")), "{stderr}");
     }
 }
+
+#[test]
+fn cacert_without_any_pem_certificate_is_refused() {
+    let sandbox = Sandbox::new();
+    let junk = sandbox.path("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let junk = junk.display().to_string();
+    let stderr = refused_before_anything(&["--deregister-url", "{registry}", "--deregister-cacert", &junk], &[]);
+    assert!(stderr.contains("holds no PEM certificate"), "{stderr}");
+}
