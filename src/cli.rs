@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::builder::{BoolishValueParser, StyledStr};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use nix::sys::signal::Signal;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
@@ -139,6 +139,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", env = "GRACESTOP_PIDFILE")]
     pub pidfile: Option<PathBuf>,
 
+    /// Who owns the terminal when gracestop is started in its foreground.
+    ///
+    /// child: the child's process group gets the terminal, as under tini, so
+    /// shells and editors work and Ctrl-C, Ctrl-Z and Ctrl-\ reach the child.
+    /// keep: gracestop keeps it, so Ctrl-C runs the stop sequence exactly once;
+    /// a child stopped for reading the terminal (SIGTTIN/SIGTTOU) is then given it.
+    /// auto: keep when a deregistration or a drain is configured (Ctrl-C must
+    /// run them), child otherwise.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto", env = "GRACESTOP_TERMINAL")]
+    pub terminal: TerminalMode,
+
     #[command(flatten)]
     pub pre_stop: PreStopArgs,
 
@@ -148,6 +159,18 @@ pub struct RunArgs {
     /// The command to run, directly (no shell), and its arguments.
     #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, num_args = 1..)]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// `run --terminal`: who owns a terminal gracestop was started in the
+/// foreground of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TerminalMode {
+    /// `keep` when a deregistration or drain is configured, `child` otherwise.
+    Auto,
+    /// The child's process group gets the terminal (as under tini).
+    Child,
+    /// gracestop keeps it: Ctrl-C runs the stop sequence.
+    Keep,
 }
 
 #[derive(Debug, Args)]
