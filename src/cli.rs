@@ -45,13 +45,18 @@ pub enum Command {
     /// Example: gracestop run --deregister-url http://127.0.0.1:8080/actuator/serviceregistry --deregister-body
     /// '{"status":"DOWN"}' --drain 30s --wait 30 --remap-exit 143=0 -- java -jar app.jar
     ///
-    /// The child runs in its own process group with default signal handling.
-    /// Other signals (HUP, USR1, USR2, QUIT, WINCH, CONT, ...) are forwarded to it
-    /// at once. gracestop reaps every orphan (it is a child subreaper and a
-    /// correct PID 1) and exits only when the child and all its descendants are
-    /// gone, with the child's exit code, or 128+N when it died of signal N. What
-    /// still runs at the end of the stop sequence is killed: --force is implied.
-    /// gracestop's own failures: 125; COMMAND not executable: 126; not found: 127.
+    /// The child runs in its own process group, in the caller's directory, with
+    /// default signal handling (signals ignored at start stay ignored, the stop
+    /// signal excepted); gracestop itself moves to /. Other signals (HUP, USR1,
+    /// USR2, QUIT, WINCH, faults and PIPE sent with kill, ...) are forwarded at
+    /// once to the child's process group (the child alone with --single-child).
+    /// TSTP, TTIN and TTOU suspend the group and gracestop; CONT resumes both.
+    /// gracestop reaps every orphan (it is a child subreaper and a correct PID 1)
+    /// and exits only when the child and all its descendants are gone, with the
+    /// child's exit code, or 128+N when it died of signal N. Once the child is
+    /// gone, the rest of its family gets the stop signal at once. What still runs
+    /// at the end of the stop sequence is killed: --force is implied. gracestop's
+    /// own failures: 125; COMMAND not executable: 126; not found: 127.
     Run(RunArgs),
 
     /// Stop processes that already run, by PID or pidfile.
