@@ -56,9 +56,11 @@ struct Family {
     /// Set once SIGKILL went out: every later exit triggers another sweep, so a
     /// process forked after a sweep is killed by the next one.
     killing: Cell<bool>,
+    /// The stop signal (`--signal`).
+    stop_signal: Signal,
     /// The stop signal went to the child alone (`--single-child`): when the
     /// child is gone, the rest of the family gets it at once.
-    signalled_alone: Cell<Option<Signal>>,
+    signalled_alone: Cell<bool>,
     gone: watch::Receiver<bool>,
 }
 
@@ -113,8 +115,8 @@ impl Target for Family {
                 other => other?,
             }
             if alone {
-                if signal != Signal::SIGCONT {
-                    self.signalled_alone.set(Some(signal));
+                if signal == self.stop_signal {
+                    self.signalled_alone.set(true);
                 }
                 return Ok(Delivery::Sent);
             }
@@ -441,7 +443,8 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         single_child: args.single_child,
         child_reaped: Cell::new(false),
         killing: Cell::new(false),
-        signalled_alone: Cell::new(None),
+        stop_signal: args.sequence.signal,
+        signalled_alone: Cell::new(false),
         gone,
     };
     let (requests_tx, requests) = Requests::channel(0);
@@ -541,7 +544,10 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
 /// (`--single-child`): what is left of its family gets that signal now, and
 /// SIGCONT, instead of waiting for the SIGKILL at the end of `--wait`.
 fn orphans_follow(family: &Family, stopping: bool) {
-    let Some(signal) = family.signalled_alone.get().filter(|_| stopping) else { return };
+    if !stopping || !family.signalled_alone.get() {
+        return;
+    }
+    let signal = family.stop_signal;
     log::info("run", format_args!("the child has exited; {signal} to what is left of its family"));
     family.signal_outsiders(signal);
     family.signal_outsiders(Signal::SIGCONT);
