@@ -225,6 +225,11 @@ fn with_realtime(
             action.sa_flags = libc::SA_RESTART;
             let mut old: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(sig, &action, &mut old) != 0 {
+                // Taken by someone below us (valgrind keeps one for itself):
+                // not ours to forward.
+                if io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    continue;
+                }
                 return Err(io::Error::last_os_error());
             }
             if old.sa_sigaction == libc::SIG_IGN {
