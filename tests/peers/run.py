@@ -1116,8 +1116,10 @@ def ti_valgrind():
         kinds = re.findall(r"==\d+== +(definitely lost|indirectly lost|possibly lost): ([0-9,]+) bytes", err)
         records = re.findall(r"==\d+== (\d[0-9,]* bytes in \d+ blocks are \w+ lost in loss record)", err)
         frames = re.findall(r"by 0x[0-9A-F]+: ([\w:]+::\w+) \(", err)
-        raise Fail("exit %d; %s; %s; frames: %s; %s" % (
-            code, kinds, records[:3], frames[:4], short("\n".join(re.findall(r"ERROR SUMMARY.*", err)))))
+        own = re.findall(r"^gracestop: error: .*$", err, re.M)
+        raise Fail("exit %d; %s%s; %s; frames: %s; %s" % (
+            code, "%s; " % own if own else "", kinds, records[:3], frames[:4],
+            short("\n".join(re.findall(r"ERROR SUMMARY.*", err)[:1]))))
 
 
 TTY_CASES = [("dash,exit-0", "exit"), ("dash-loop,ctrl-c", "ctrl-c")]
