@@ -789,7 +789,15 @@ for _label in ("-r", "-r,", "-r,herp", "-r,herp:derp", "-r,15", "-r,15::12", "-r
 def di_cwd(params):
     # The child starts in the caller's directory; the init itself holds none but /.
     debug, setsid = params
-    argv, env = di_run(["sh", "-c", "readlink /proc/$PPID/cwd && readlink /proc/$$/cwd"], setsid, debug)
+    script = "readlink /proc/$PPID/cwd && readlink /proc/$$/cwd"
+    if X.init == "dumb-init":
+        # dumb-init's parent calls chdir("/") after fork, racing its child (its own
+        # test loses now and then, more often with debug output): the control's child
+        # first waits, bounded (1 s), for it. gracestop moves to / before the child
+        # starts (spec: Working directory), so its child reads at once.
+        script = ('i=0; while [ "$(readlink /proc/$PPID/cwd)" != / ] && [ $i -lt 100 ]; '
+                  'do sleep 0.01; i=$((i+1)); done; ' + script)
+    argv, env = di_run(["sh", "-c", script], setsid, debug)
     p = spawn(argv, env, stdout=subprocess.PIPE, cwd="/tmp")
     out = p.stdout.read()
     code = wait(p, 5)
