@@ -56,12 +56,18 @@ Not applicable, with the reason (listed as N/A lines for both inits of the origi
 - tini's static-binary entrypoint and MINIMAL build: one binary of each init here.
 - `docker attach`: the tty cases type into the pty directly instead.
 
+valgrind (tini's outer test): gracestop's run uses one suppression, rust-std.supp,
+for the 48-byte handle of Rust's std::thread::current() that any Rust program leaves
+"possibly lost" (rust-lang/rust#135608); the case's PASS line says when it was used.
+Any other error fails.
+
 Safety. The runner re-executes itself as PID 1 of its own PID namespace
 (`unshare --pid --fork --mount-proc`, root only; if refused it says so, runs
 without, and the nested-namespace cases are N/A). PID 1 only reaps; the cases run in
 its child, so orphans are reaped at once as a real init would. After every case
 everything else in the namespace is SIGKILLed by PID (all of it was started here);
-whatever is left when the runner ends dies with the namespace. Signals go only to
+whatever is left when the runner ends dies with the namespace. Without a namespace
+the reaping parent is a child subreaper instead, and cleanup kills what is below it. Signals go only to
 processes this suite started, by PID. Every case is bounded (20 s by default; the
 512-run exit-code case and valgrind get more), after which it fails and its
 processes are killed.
@@ -1170,8 +1176,8 @@ def cleanup():
     me = os.getpid()
     if X.ns:
         victims = [pid for pid in procs.table() if pid not in (1, me)]
-    else:
-        victims = procs.descendants(me) + [p.pid for p in X.started]
+    else:  # everything below the reaper, our parent: our tree and the orphans
+        victims = [pid for pid in procs.descendants(os.getppid()) if pid != me]
     for pid in victims:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -1246,8 +1252,16 @@ def enter_namespace():
 
 
 def become_reaper():
-    """As PID 1 of the namespace: fork the runner, and only reap until it ends."""
-    if os.getpid() != 1:
+    """Forks the runner; this process only reaps until it ends. As PID 1 of the
+    namespace it is the reaper of every orphan anyway; without a namespace it
+    becomes a child subreaper, so that orphans still come back here (and cleanup
+    finds them below it)."""
+    if not X.ns:
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+            print("note: cannot become a child subreaper: orphans may outlive their case")
+    elif os.getpid() != 1:
         return
     runner = os.fork()
     if runner == 0:
