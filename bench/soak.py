@@ -108,7 +108,7 @@ BURST_CHILD = r'''
 d=$1 n=0
 trap 'n=$((n + 1))' USR1
 trap 'echo "$n" > "$d/burst-count"; kill $! 2>/dev/null; exit 7' USR2
-sleep 120 &
+(trap '' USR1 USR2; exec sleep 120) &   # forwarded signals reach the whole group
 touch "$d/burst-ready"
 while kill -0 $! 2>/dev/null; do wait $!; done
 exit 99

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::builder::{BoolishValueParser, StyledStr};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use nix::sys::signal::Signal;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
@@ -45,13 +45,18 @@ pub enum Command {
     /// Example: gracestop run --deregister-url http://127.0.0.1:8080/actuator/serviceregistry --deregister-body
     /// '{"status":"DOWN"}' --drain 30s --wait 30 --remap-exit 143=0 -- java -jar app.jar
     ///
-    /// The child runs in its own process group with default signal handling.
-    /// Other signals (HUP, USR1, USR2, QUIT, WINCH, CONT, ...) are forwarded to it
-    /// at once. gracestop reaps every orphan (it is a child subreaper and a
-    /// correct PID 1) and exits only when the child and all its descendants are
-    /// gone, with the child's exit code, or 128+N when it died of signal N. What
-    /// still runs at the end of the stop sequence is killed: --force is implied.
-    /// gracestop's own failures: 125; COMMAND not executable: 126; not found: 127.
+    /// The child runs in its own process group, in the caller's directory, with
+    /// default signal handling (signals ignored at start stay ignored, the stop
+    /// signal excepted); gracestop itself moves to /. Other signals (HUP, USR1,
+    /// USR2, QUIT, WINCH, faults and PIPE sent with kill, ...) are forwarded at
+    /// once to the child's process group (the child alone with --single-child).
+    /// TSTP, TTIN and TTOU suspend the group and gracestop; CONT resumes both.
+    /// gracestop reaps every orphan (it is a child subreaper and a correct PID 1)
+    /// and exits only when the child and all its descendants are gone, with the
+    /// child's exit code, or 128+N when it died of signal N. Once the child is
+    /// gone, the rest of its family gets the stop signal at once. What still runs
+    /// at the end of the stop sequence is killed: --force is implied. gracestop's
+    /// own failures: 125; COMMAND not executable: 126; not found: 127.
     Run(RunArgs),
 
     /// Stop processes that already run, by PID or pidfile.
@@ -139,6 +144,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", env = "GRACESTOP_PIDFILE")]
     pub pidfile: Option<PathBuf>,
 
+    /// Who owns the terminal when gracestop is started in its foreground.
+    ///
+    /// child: the child's process group gets the terminal, as under tini, so
+    /// shells and editors work and Ctrl-C, Ctrl-Z and Ctrl-\ reach the child.
+    /// keep: gracestop keeps it, so Ctrl-C runs the stop sequence exactly once;
+    /// a child stopped for reading the terminal (SIGTTIN/SIGTTOU) is then given it.
+    /// auto: keep when a deregistration or a drain is configured (Ctrl-C must
+    /// run them), child otherwise.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto", env = "GRACESTOP_TERMINAL")]
+    pub terminal: TerminalMode,
+
     #[command(flatten)]
     pub pre_stop: PreStopArgs,
 
@@ -148,6 +164,18 @@ pub struct RunArgs {
     /// The command to run, directly (no shell), and its arguments.
     #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, num_args = 1..)]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// `run --terminal`: who owns a terminal gracestop was started in the
+/// foreground of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TerminalMode {
+    /// `keep` when a deregistration or drain is configured, `child` otherwise.
+    Auto,
+    /// The child's process group gets the terminal (as under tini).
+    Child,
+    /// gracestop keeps it: Ctrl-C runs the stop sequence.
+    Keep,
 }
 
 #[derive(Debug, Args)]

@@ -2,19 +2,25 @@
 //! the whole family with the shared stop sequence.
 //!
 //! One loop owns all of it. It waits on a single signalfd (no timer, no poll
-//! while the child runs) and reacts to three kinds of signal:
+//! while the child runs) and reacts to:
 //!
 //! - SIGCHLD: reap every exited descendant (we are a subreaper, so orphans are
 //!   ours too). The child's status is kept; when `waitpid` reports ECHILD after
-//!   the child is reaped, the family is gone and gracestop exits.
+//!   the child is reaped, the family is gone and gracestop exits. A child that
+//!   stopped is handled by `JobControl` (the terminal, a parent shell).
 //! - a `--stop-on` signal (TERM, INT): the first starts the stop sequence, later
 //!   ones escalate it (§3).
+//! - TSTP, TTIN, TTOU and CONT: job control, so that a shell can suspend and
+//!   resume gracestop with its family.
+//! - a fault-named signal or SIGPIPE: forwarded when another process sent it.
 //! - anything else never reaches the loop: its signal handler forwards it to
-//!   the child unchanged, at once (see `platform::supervise`).
+//!   the child's group at once (see `platform::supervise`).
 //!
 //! The sequence runs as a future inside the same loop, so signals are still
 //! forwarded and children still reaped while it drains and waits. Its target is
 //! the `Family`: the child's process group plus every descendant that left it.
+//! Whenever the child is gone, the rest of the family gets the stop signal at
+//! once.
 
 use std::cell::Cell;
 use std::ffi::OsString;
@@ -31,11 +37,11 @@ use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, TerminalMode};
 use crate::deregister::{Deregistration, StrictFailure};
 use crate::exit::{coded, Exit};
 use crate::log;
-use crate::platform::supervise::{self, Reaped, Spawn};
+use crate::platform::supervise::{self, Arrival, Reaped, Spawn, Terminal, FAULTS, SUSPEND};
 use crate::sequence::{self, Delivery, Fate, Plan, PreciseClock, Requests, Target};
 use crate::stop;
 
@@ -50,6 +56,11 @@ struct Family {
     /// Set once SIGKILL went out: every later exit triggers another sweep, so a
     /// process forked after a sweep is killed by the next one.
     killing: Cell<bool>,
+    /// The stop signal (`--signal`).
+    stop_signal: Signal,
+    /// The stop signal went to the child alone (`--single-child`): when the
+    /// child is gone, the rest of the family gets it at once.
+    signalled_alone: Cell<bool>,
     gone: watch::Receiver<bool>,
 }
 
@@ -104,6 +115,9 @@ impl Target for Family {
                 other => other?,
             }
             if alone {
+                if signal == self.stop_signal {
+                    self.signalled_alone.set(true);
+                }
                 return Ok(Delivery::Sent);
             }
         }
@@ -236,13 +250,123 @@ fn exit_status(reaped: &Reaped, remap: &[(u8, u8)]) -> u8 {
     remap.iter().find(|(from, _)| *from == raw).map_or(raw, |(_, to)| *to)
 }
 
+/// The terminal and job control (DESIGN.md §5): who holds the terminal's
+/// foreground, and whether gracestop suspended the family itself.
+struct JobControl {
+    /// gracestop's controlling terminal, if it has one.
+    terminal: Option<Terminal>,
+    /// The child's group is meant to hold the terminal: it was given it at
+    /// spawn (`--terminal child`), or it stopped to read it.
+    handed: Cell<bool>,
+    /// gracestop stopped the family for a TSTP/TTIN/TTOU it received: the
+    /// child's stop that the reaper sees next is ours, not news.
+    suspended: Cell<bool>,
+}
+
+impl JobControl {
+    /// A TSTP, TTIN or TTOU sent to gracestop: the child's group is stopped
+    /// (SIGSTOP, as dumb-init does: a group member that catches TSTP would not
+    /// stop), or with `--single-child` the child gets the signal itself; then
+    /// gracestop stops too, so that a shell that started it sees the job stopped.
+    fn suspend(&self, family: &Family, signal: Signal) {
+        if !family.child_reaped.get() {
+            let sent = if family.single_child {
+                supervise::signal_child(family.child, signal)
+            } else {
+                supervise::signal_child_group(family.child, Signal::SIGSTOP)
+            };
+            if let Err(e) = sent {
+                log::debug("signal", format_args!("cannot suspend {family}: {e}"));
+            }
+        }
+        self.suspended.set(true);
+        log::info("signal", format_args!("received {signal}: suspending {family} and gracestop"));
+        supervise::stop_self();
+    }
+
+    /// SIGCONT to gracestop: the terminal goes back to the child's group if it
+    /// had it and gracestop is in the foreground again (a shell's `fg`), then the
+    /// group (or the child alone) is continued.
+    fn resume(&self, family: &Family) {
+        self.suspended.set(false);
+        if family.child_reaped.get() {
+            return;
+        }
+        if let Some(terminal) = &self.terminal {
+            if self.handed.get() && terminal.is_ours() {
+                if let Err(e) = terminal.give_to(family.child) {
+                    log::debug("terminal", format_args!("cannot give the terminal back to {family}: {e}"));
+                }
+            }
+        }
+        supervise::forward(Signal::SIGCONT);
+        log::debug("signal", format_args!("SIGCONT -> {family}"));
+    }
+
+    /// The child stopped. Stopped for the terminal (TTIN, TTOU): if gracestop
+    /// holds the foreground the child gets it and runs on; if a shell has put
+    /// gracestop in the background, gracestop stops too, as the job it is, and
+    /// the hand-over happens on `fg`. Stopped from the terminal it holds
+    /// (Ctrl-Z): gracestop stops too, so that the shell that started it gets
+    /// its prompt back.
+    fn child_stopped(&self, family: &Family, signal: Signal) {
+        log::debug("signal", format_args!("{} ({}) was stopped by {signal}", family.child, family.name));
+        let Some(terminal) = &self.terminal else { return };
+        if self.suspended.get() {
+            return;
+        }
+        match signal {
+            Signal::SIGTTIN | Signal::SIGTTOU => {
+                if terminal.is_ours() {
+                    match terminal.give_to(family.child) {
+                        Ok(()) => {
+                            self.handed.set(true);
+                            log::info("terminal", format_args!("{family} reads the terminal: it is now theirs"));
+                        }
+                        Err(e) => log::warn("terminal", format_args!("cannot give the terminal to {family}: {e}")),
+                    }
+                    supervise::forward(Signal::SIGCONT);
+                } else if terminal.foreground() != Some(family.child) {
+                    self.handed.set(true);
+                    supervise::stop_self();
+                }
+            }
+            Signal::SIGTSTP | Signal::SIGSTOP if self.handed.get() && terminal.foreground() == Some(family.child) => {
+                supervise::stop_self();
+            }
+            _ => {}
+        }
+    }
+
+    /// The child is gone: the terminal comes back to gracestop if the child's
+    /// group still holds it, so that a Ctrl-C reaches gracestop again.
+    fn child_gone(&self, family: &Family) {
+        if let Some(terminal) = &self.terminal {
+            if self.handed.get() && terminal.foreground() == Some(family.child) {
+                let _ = terminal.take_back();
+            }
+        }
+    }
+}
+
+/// Whether the child's group gets the terminal at spawn: `--terminal child`, or
+/// `auto` with nothing to do before the signal (with a deregistration or a
+/// drain, Ctrl-C must reach gracestop to run them).
+fn child_takes_terminal(args: &RunArgs, deregistration: Option<&Deregistration>) -> bool {
+    match args.terminal {
+        TerminalMode::Child => true,
+        TerminalMode::Keep => false,
+        TerminalMode::Auto => deregistration.is_none() && args.pre_stop.drain.is_zero(),
+    }
+}
+
 type Sequence<'a> = Pin<Box<dyn Future<Output = Result<Vec<Fate>>> + 'a>>;
 
 pub async fn run(args: &RunArgs) -> Result<Exit> {
     // Before anything else, and before any thread exists, so every thread
-    // inherits the mask: from here on SIGCHLD and the stop requests arrive
-    // through the signalfd, and every other signal is held until the child
-    // exists, then forwarded by its handler.
+    // inherits the mask: from here on every catchable signal is held until the
+    // child exists; then the intake reads the ones gracestop acts on, and the
+    // handlers forward the rest.
     let signals = supervise::take_signals(&args.stop_on).context("cannot take over signal handling")?;
     supervise::become_subreaper().context("cannot become a child subreaper")?;
 
@@ -258,18 +382,35 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
     }
     // Everything that can fail is done before the child exists: an error after
     // the spawn would leave it to the parent-death signal, without any drain.
-    let _pidfile = PidfileGuard(args.pidfile.clone());
-    if let Some(path) = &args.pidfile {
-        write_pidfile(path).with_context(|| format!("cannot write pidfile {}", path.display()))?;
-        check_own_pidfile(path).with_context(|| format!("cannot use pidfile {}", path.display()))?;
-    }
-    let detach = supervise::stdin_is_tty();
+    // The pidfile is held by its absolute path: gracestop moves to `/` below.
+    let pidfile = match &args.pidfile {
+        Some(path) => {
+            let absolute =
+                std::path::absolute(path).with_context(|| format!("cannot use pidfile {}", path.display()))?;
+            write_pidfile(&absolute).with_context(|| format!("cannot write pidfile {}", path.display()))?;
+            let guard = PidfileGuard(Some(absolute.clone()));
+            check_own_pidfile(&absolute).with_context(|| format!("cannot use pidfile {}", path.display()))?;
+            guard
+        }
+        None => PidfileGuard(None),
+    };
+    let jobs = JobControl { terminal: Terminal::open(), handed: Cell::new(false), suspended: Cell::new(false) };
+    // The terminal goes to the child only if gracestop holds it and its stdin is
+    // it (a shell gives `cmd &` /dev/null as stdin, and keeps its terminal).
+    let hand_over = child_takes_terminal(args, deregistration.as_ref())
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && jobs.terminal.as_ref().is_some_and(Terminal::is_ours);
+    let here = supervise::leave_working_directory();
     let spawned = supervise::spawn(&Spawn {
         argv: &args.command,
         death_signal: args.sequence.signal,
-        detach_from_tty: detach,
+        stop_signal: args.sequence.signal,
+        ignored: signals.ignored_at_start(),
+        terminal: jobs.terminal.as_ref().filter(|_| hand_over),
+        cwd: here.as_ref().map(std::os::fd::AsFd::as_fd),
         env_remove: &own_environment(),
     });
+    drop(here);
     let child = spawned.map_err(|e| {
         let exit = match e.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ENOTDIR) => Exit::NotFound,
@@ -280,17 +421,17 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         };
         coded(exit, format!("cannot run {}: {e}", args.command[0].to_string_lossy()))
     })?;
+    jobs.handed.set(hand_over);
     // Cannot fail for a valid set; if it did, forwarding would merely stay held.
-    if let Err(e) = signals.forward_to(child) {
+    if let Err(e) = signals.forward_to(child, args.single_child) {
         log::warn("run", format_args!("cannot forward signals to the child: {e}"));
     }
     let name = Path::new(&args.command[0]).file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
     log::info("run", format_args!("started {child} ({name}) in process group {child}"));
-    if detach {
-        log::debug(
-            "run",
-            format_args!("stdin is a terminal: it stays with gracestop, so Ctrl-C runs the stop sequence"),
-        );
+    if hand_over {
+        log::debug("terminal", format_args!("the terminal is the child's: Ctrl-C reaches it, not gracestop"));
+    } else if jobs.terminal.as_ref().is_some_and(Terminal::is_ours) {
+        log::debug("terminal", format_args!("gracestop keeps the terminal: Ctrl-C runs the stop sequence"));
     }
     notify(&[sd_notify::NotifyState::Ready]);
     supervise::trim_resident_code();
@@ -302,6 +443,8 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         single_child: args.single_child,
         child_reaped: Cell::new(false),
         killing: Cell::new(false),
+        stop_signal: args.sequence.signal,
+        signalled_alone: Cell::new(false),
         gone,
     };
     let (requests_tx, requests) = Requests::channel(0);
@@ -315,7 +458,8 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         tokio::select! {
             biased;
             batch = signals.next() => {
-                for sig in batch.context("cannot read signals")? {
+                for arrival in batch.context("cannot read signals")? {
+                    let sig = arrival.signal;
                     if sig == Signal::SIGCHLD {
                         let (reaped, none_left) = supervise::reap();
                         for r in reaped {
@@ -323,6 +467,8 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                                 log::info("exit", format_args!("{child} ({}) {}", family.name, describe_status(&r)));
                                 status = Some(r);
                                 family.child_reaped.set(true);
+                                jobs.child_gone(&family);
+                                orphans_follow(&family, sequence.is_some());
                             } else {
                                 log::debug("reap", format_args!("orphan {} {}", r.pid, describe_status(&r)));
                             }
@@ -331,6 +477,11 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                             gone_tx.send_replace(true);
                         } else if family.killing.get() {
                             let _ = family.signal(Signal::SIGKILL);
+                        }
+                        if !family.child_reaped.get() {
+                            if let Some(stopped_by) = supervise::stopped(child) {
+                                jobs.child_stopped(&family, stopped_by);
+                            }
                         }
                     } else if args.stop_on.contains(&sig) {
                         requests_tx.send_modify(|n| *n += 1);
@@ -342,6 +493,12 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                             notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::ExtendTimeoutUsec(usec)]);
                             sequence = Some(Box::pin(sequence::stop_all_owned(&family, deregistration.as_ref(), plan, &requests, &PreciseClock)));
                         }
+                    } else if SUSPEND.contains(&sig) {
+                        jobs.suspend(&family, sig);
+                    } else if sig == Signal::SIGCONT {
+                        jobs.resume(&family);
+                    } else {
+                        forward_checked(&family, arrival);
                     }
                 }
             }
@@ -373,6 +530,7 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
             )));
         }
     }
+    drop(pidfile);
 
     let Some(status) = status else {
         return Err(coded(Exit::Internal, format!("lost the exit status of {child}")));
@@ -380,4 +538,32 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
     let code = exit_status(&status, &args.remap_exit);
     log::info("done", format_args!("exiting with {code}"));
     Ok(Exit::Child(code))
+}
+
+/// The child is gone while a stop runs whose signal went to the child alone
+/// (`--single-child`): what is left of its family gets that signal now, and
+/// SIGCONT, instead of waiting for the SIGKILL at the end of `--wait`.
+fn orphans_follow(family: &Family, stopping: bool) {
+    if !stopping || !family.signalled_alone.get() {
+        return;
+    }
+    let signal = family.stop_signal;
+    log::info("run", format_args!("the child has exited; {signal} to what is left of its family"));
+    family.signal_outsiders(signal);
+    family.signal_outsiders(Signal::SIGCONT);
+}
+
+/// A fault-named signal or SIGPIPE from the intake. Sent by another process, it
+/// is forwarded like any other signal. Raised by the kernel in gracestop, a fault
+/// ends gracestop at its default action; a SIGPIPE is gracestop's own write to
+/// a closed pipe, which fails with EPIPE and is otherwise ignored.
+fn forward_checked(family: &Family, arrival: Arrival) {
+    let sig = arrival.signal;
+    if arrival.sent_by_another() {
+        if supervise::forward(sig) {
+            log::debug("signal", format_args!("{sig} from {} -> {family}", arrival.sender));
+        }
+    } else if FAULTS.contains(&sig) {
+        supervise::die_of(sig);
+    }
 }

@@ -1,28 +1,39 @@
 //! The OS side of `gracestop run`: subreaper, signal intake through a signalfd,
-//! spawning the child with a clean signal state, reaping, and finding every
-//! descendant.
+//! spawning the child with a clean signal state, reaping, finding every
+//! descendant, the controlling terminal, and job control.
 //!
-//! Signals come in two kinds. Those gracestop acts on (SIGCHLD and the
-//! `--stop-on` set) are blocked and read from one signalfd by the async loop.
-//! Every other one is forwarded to the child straight from its signal handler:
-//! `kill(2)` is async-signal-safe, and forwarding this way costs one signal
-//! delivery instead of a trip through the reactor. Every intake signal has a
-//! handler, so PID 1 of a namespace receives it, and `SigCgt` in
-//! `/proc/PID/status` tells the truth (`gracestop stop` aimed at us does not warn
-//! that we would die at once). Real-time signals (SIGRTMIN..SIGRTMAX), which
-//! nix's `Signal` cannot name, are forwarded the same way; each is queued by the
-//! kernel, so none is lost, but a `sigqueue` payload is not carried over. The
-//! child gets an empty mask and default dispositions back before exec.
+//! Every catchable signal is blocked from the start. Those gracestop acts on
+//! (SIGCHLD, the `--stop-on` set, SIGCONT and the job-control stops) and those
+//! that need a look at their origin (the faults and SIGPIPE) are read from one
+//! signalfd by the async loop. Every other one is forwarded straight from its
+//! signal handler once the child exists: `kill(2)` is async-signal-safe, and
+//! forwarding this way costs one signal delivery instead of a trip through the
+//! reactor. Forwarded signals go to the child's process group, or to the child
+//! alone with `--single-child`. Every intake signal has a handler, so PID 1 of a
+//! namespace receives it, and `SigCgt` in `/proc/PID/status` tells the truth.
+//!
+//! A fault (SEGV, BUS, ILL, FPE, TRAP, ABRT, SYS) that another process sends is
+//! forwarded like any signal; one the kernel raises in gracestop is forced
+//! through the mask at its default action, so gracestop still crashes on a real
+//! fault. Real-time signals (SIGRTMIN..SIGRTMAX), which nix's `Signal` cannot
+//! name, are forwarded by the handler; each is queued by the kernel, so none is
+//! lost, but a `sigqueue` payload is not carried over. The child gets an empty
+//! mask and default dispositions back before exec, except for the signals that
+//! were ignored when gracestop started, which stay ignored (as under tini and
+//! dumb-init), the stop signal excepted.
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::Mode;
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
@@ -30,34 +41,30 @@ use tokio::io::Interest;
 
 use super::procfs;
 
-/// Signals that must stay deliverable the ordinary way: uncatchable ones, and the
-/// synchronous faults that a blocked mask would turn into hangs.
-const NEVER_BLOCKED: [Signal; 9] = [
-    Signal::SIGKILL,
-    Signal::SIGSTOP,
-    Signal::SIGSEGV,
-    Signal::SIGBUS,
-    Signal::SIGFPE,
-    Signal::SIGILL,
-    Signal::SIGTRAP,
-    Signal::SIGABRT,
-    Signal::SIGSYS,
-];
+/// Signals named after faults. Blocked like every other signal, so one sent with
+/// kill(2) waits in the signalfd and is forwarded; one the kernel raises in
+/// gracestop itself is forced through at its default action (the kernel unblocks
+/// a synchronous fault and resets its handler), so a real crash still crashes.
+pub const FAULTS: [Signal; 7] =
+    [Signal::SIGABRT, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGTRAP, Signal::SIGSYS];
 
-/// Every signal gracestop takes in through its signalfd. SIGPIPE stays ignored
-/// (Rust's runtime ignores it so that writes return EPIPE).
+/// Job-control signals that suspend the family and gracestop.
+pub const SUSPEND: [Signal; 3] = [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU];
+
+/// Every signal gracestop takes in: all but the two no process can catch.
 fn intake_set() -> SigSet {
     let mut set = SigSet::all();
-    for signal in NEVER_BLOCKED.iter().chain([Signal::SIGPIPE].iter()) {
-        set.remove(*signal);
-    }
+    set.remove(Signal::SIGKILL);
+    set.remove(Signal::SIGSTOP);
     set
 }
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-/// The PID forwarded signals go to: the child, or 0 once it is reaped (from
-/// then on its PID may name another process).
+/// The direct child, for the reaper to notice it, and where forwarded signals go:
+/// `-pgid` for the child's process group, the child's PID for it alone, 0 once
+/// the child is reaped (from then on its PID may name another process).
+static CHILD: AtomicI32 = AtomicI32::new(0);
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward_signal(sig: libc::c_int) {
@@ -66,11 +73,44 @@ extern "C" fn forward_signal(sig: libc::c_int) {
     unsafe {
         let errno = libc::__errno_location();
         let saved = *errno;
-        let pid = FORWARD_TO.load(Ordering::Acquire);
-        if pid > 0 {
-            libc::kill(pid, sig);
+        let to = FORWARD_TO.load(Ordering::Acquire);
+        if to != 0 {
+            libc::kill(to, sig);
         }
         *errno = saved;
+    }
+}
+
+/// Forwards `sig` where the handler forwards: the child's group, or the child
+/// alone with `--single-child`. False once the child is reaped.
+pub fn forward(sig: Signal) -> bool {
+    let to = FORWARD_TO.load(Ordering::Acquire);
+    if to == 0 {
+        return false;
+    }
+    // Cannot name another process: the target is cleared before the child is
+    // reaped, and the child's PID (and so its group id) is held until then.
+    let _ = signal::kill(Pid::from_raw(to), sig);
+    true
+}
+
+/// One signal read from the signalfd.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival {
+    pub signal: Signal,
+    /// `si_code`: 0 or below when a process sent it (kill, sigqueue, tgkill),
+    /// above 0 when the kernel raised it.
+    pub code: i32,
+    /// The sender's PID, for a signal a process sent.
+    pub sender: u32,
+}
+
+impl Arrival {
+    /// Whether another process sent this signal with kill(2), sigqueue(3) or
+    /// tgkill(2), rather than the kernel raising it or gracestop sending it to
+    /// itself (a write to a closed pipe shows up as SIGPIPE from ourselves).
+    pub fn sent_by_another(&self) -> bool {
+        self.code <= 0 && self.sender != std::process::id()
     }
 }
 
@@ -79,18 +119,19 @@ extern "C" fn forward_signal(sig: libc::c_int) {
 pub struct Intake {
     fd: AsyncFd<SignalFd>,
     forwarded: SigSet,
+    ignored: libc::sigset_t,
 }
 
 impl Intake {
     /// Waits for signals and returns every one that is pending, in arrival order
     /// (standard signals that arrived twice before a read count once).
-    pub async fn next(&self) -> io::Result<Vec<Signal>> {
+    pub async fn next(&self) -> io::Result<Vec<Arrival>> {
         loop {
             let mut guard = self.fd.readable().await?;
             let mut batch = Vec::new();
             while let Some(info) = self.fd.get_ref().read_signal()? {
-                if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                    batch.push(sig);
+                if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+                    batch.push(Arrival { signal, code: info.ssi_code, sender: info.ssi_pid });
                 }
             }
             guard.clear_ready();
@@ -100,25 +141,36 @@ impl Intake {
         }
     }
 
-    /// Starts forwarding to `child`. Signals that arrived since [`take_signals`]
-    /// were held (blocked) and are forwarded now.
-    pub fn forward_to(&self, child: i32) -> io::Result<()> {
-        FORWARD_TO.store(child, Ordering::Release);
+    /// Starts forwarding to `child` (its process group unless `alone`). Signals
+    /// that arrived since [`take_signals`] were held (blocked) and are forwarded
+    /// now.
+    pub fn forward_to(&self, child: i32, alone: bool) -> io::Result<()> {
+        CHILD.store(child, Ordering::Release);
+        FORWARD_TO.store(if alone { child } else { -child }, Ordering::Release);
         signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&self.forwarded), None)?;
         Ok(())
+    }
+
+    /// The signals that were ignored when gracestop started (`nohup`, a shell's
+    /// `&`), which the child inherits ignored.
+    pub fn ignored_at_start(&self) -> libc::sigset_t {
+        self.ignored
     }
 }
 
 /// Takes over signal handling (call before any other thread exists, so every
-/// thread inherits the mask): `watched` (plus SIGCHLD) through the returned
-/// intake, every other catchable signal forwarded once [`Intake::forward_to`]
-/// names the child. Must be called inside a tokio runtime.
+/// thread inherits the mask): `watched` (plus SIGCHLD, SIGCONT, the job-control
+/// stops, the faults and SIGPIPE) through the returned intake, every other
+/// catchable signal forwarded once [`Intake::forward_to`] names the child. Must
+/// be called inside a tokio runtime.
 pub fn take_signals(watched: &[Signal]) -> io::Result<Intake> {
     let all = intake_set();
     let mut read = SigSet::empty();
-    read.add(Signal::SIGCHLD);
-    for sig in watched {
+    for sig in watched.iter().chain(&FAULTS).chain(&SUSPEND) {
         read.add(*sig);
+    }
+    for sig in [Signal::SIGCHLD, Signal::SIGCONT, Signal::SIGPIPE] {
+        read.add(sig);
     }
     let mut forwarded = SigSet::empty();
     for sig in all.iter().filter(|sig| !read.contains(*sig)) {
@@ -129,43 +181,140 @@ pub fn take_signals(watched: &[Signal]) -> io::Result<Intake> {
     let quiet =
         signal::SigAction::new(SigHandler::Handler(ignore_signal), signal::SaFlags::SA_RESTART, SigSet::empty());
     let forward = signal::SigAction::new(SigHandler::Handler(forward_signal), signal::SaFlags::SA_RESTART, all);
+    let mut ignored = SigSet::empty();
     for sig in all.iter() {
         let action = if read.contains(sig) { &quiet } else { &forward };
         // SAFETY: both handlers are async-signal-safe: one does nothing, the
         // other only loads an atomic and calls kill(2), preserving errno.
-        let _ = unsafe { signal::sigaction(sig, action) };
+        if let Ok(old) = unsafe { signal::sigaction(sig, action) } {
+            // Rust's runtime ignores SIGPIPE itself: whether the caller did is lost.
+            if old.handler() == SigHandler::SigIgn && sig != Signal::SIGPIPE {
+                ignored.add(sig);
+            }
+        }
     }
-    let forwarded = with_realtime(forwarded, forward_signal, &all)?;
+    let mut ignored = *ignored.as_ref();
+    let forwarded = with_realtime(forwarded, forward_signal, &all, &mut ignored)?;
     let fd = SignalFd::with_flags(&read, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
     // SAFETY: the SignalFd moves into the AsyncFd and keeps its descriptor open,
     // unchanged, until the AsyncFd drops.
     let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
-    Ok(Intake { fd, forwarded })
+    Ok(Intake { fd, forwarded, ignored })
 }
 
 /// Installs `handler` for every real-time signal the C library leaves to
-/// applications (SIGRTMIN..=SIGRTMAX) and returns `set` with them added. They
-/// are already blocked: [`SigSet::all`] holds them.
-fn with_realtime(set: SigSet, handler: extern "C" fn(libc::c_int), mask: &SigSet) -> io::Result<SigSet> {
+/// applications (SIGRTMIN..=SIGRTMAX) and returns `set` with them added; those
+/// that were ignored are added to `ignored`. They are already blocked:
+/// [`SigSet::all`] holds them.
+fn with_realtime(
+    set: SigSet,
+    handler: extern "C" fn(libc::c_int),
+    mask: &SigSet,
+    ignored: &mut libc::sigset_t,
+) -> io::Result<SigSet> {
     let mut raw = *set.as_ref();
     for sig in libc::SIGRTMIN()..=libc::SIGRTMAX() {
         // SAFETY: sigaction gets a fully initialised struct (zeroed, then every
         // field gracestop relies on set) and a signal number in the range the C
         // library reserves for applications; the handler is async-signal-safe
-        // (see `forward_signal`). sigaddset writes into our own set.
+        // (see `forward_signal`). sigaddset writes into our own sets.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = handler as usize;
             action.sa_mask = *mask.as_ref();
             action.sa_flags = libc::SA_RESTART;
-            if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, &action, &mut old) != 0 {
                 return Err(io::Error::last_os_error());
+            }
+            if old.sa_sigaction == libc::SIG_IGN {
+                libc::sigaddset(ignored, sig);
             }
             libc::sigaddset(&mut raw, sig);
         }
     }
     // SAFETY: `raw` came from a valid SigSet and was changed only by sigaddset.
     Ok(unsafe { SigSet::from_sigset_t_unchecked(raw) })
+}
+
+/// Ends gracestop with `sig` at its default action: for a fault the kernel
+/// raised in gracestop, which must crash it (with a core dump where enabled)
+/// rather than be forwarded.
+pub fn die_of(sig: Signal) -> ! {
+    // SAFETY: restoring the default action is always sound; nothing after it
+    // relies on the old handler.
+    let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
+    let mut only = SigSet::empty();
+    only.add(sig);
+    let _ = signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+    let _ = signal::raise(sig);
+    std::process::abort()
+}
+
+/// Stops gracestop itself (job control: its parent shell sees the job stopped).
+/// Returns once something sends SIGCONT. As PID 1 of a namespace the kernel
+/// ignores it, and this returns at once.
+pub fn stop_self() {
+    let _ = signal::kill(nix::unistd::getpid(), Signal::SIGSTOP);
+}
+
+/// The signal that stopped our direct child `pid`, if it is stopped and that
+/// was not reported yet. Does not reap.
+pub fn stopped(pid: i32) -> Option<Signal> {
+    match waitid(Id::Pid(Pid::from_raw(pid)), WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG) {
+        Ok(WaitStatus::Stopped(_, sig)) => Some(sig),
+        _ => None,
+    }
+}
+
+/// gracestop's controlling terminal, for handing its foreground to the child's
+/// process group and taking it back.
+pub struct Terminal {
+    fd: OwnedFd,
+}
+
+impl Terminal {
+    /// Opens the controlling terminal, if there is one.
+    pub fn open() -> Option<Terminal> {
+        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        let fd = open("/dev/tty", flags, Mode::empty()).ok()?;
+        Some(Terminal { fd })
+    }
+
+    /// The terminal's foreground process group.
+    pub fn foreground(&self) -> Option<i32> {
+        nix::unistd::tcgetpgrp(self.fd.as_fd()).ok().map(Pid::as_raw)
+    }
+
+    /// Whether gracestop's own process group holds the foreground.
+    pub fn is_ours(&self) -> bool {
+        self.foreground() == Some(nix::unistd::getpgrp().as_raw())
+    }
+
+    /// Makes `pgid` the foreground group. SIGTTOU is blocked in gracestop, so
+    /// the kernel allows this even from a background group: callers check
+    /// [`Terminal::is_ours`] first where that matters.
+    pub fn give_to(&self, pgid: i32) -> io::Result<()> {
+        Ok(nix::unistd::tcsetpgrp(self.fd.as_fd(), Pid::from_raw(pgid))?)
+    }
+
+    /// Takes the foreground back for gracestop's own group.
+    pub fn take_back(&self) -> io::Result<()> {
+        self.give_to(nix::unistd::getpgrp().as_raw())
+    }
+
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Moves gracestop to `/`, so that it keeps no filesystem busy, and returns the
+/// directory it was in, for the child to start in. None (and no move) when that
+/// directory cannot be opened.
+pub fn leave_working_directory() -> Option<OwnedFd> {
+    let here = open(".", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+    nix::unistd::chdir("/").ok()?;
+    Some(here)
 }
 
 /// Makes orphaned descendants reparent to us, so that we can reap and stop them.
@@ -178,9 +327,15 @@ pub struct Spawn<'a> {
     pub argv: &'a [OsString],
     /// Signal the child receives when gracestop dies (parent-death signal).
     pub death_signal: Signal,
-    /// Ignore SIGTTIN/SIGTTOU in the child: it runs in a background process group
-    /// of gracestop's terminal, and a read would stop it rather than fail.
-    pub detach_from_tty: bool,
+    /// The stop signal: never left ignored in the child.
+    pub stop_signal: Signal,
+    /// Signals the child starts with ignored (those ignored when gracestop
+    /// started); every other one is at its default action.
+    pub ignored: libc::sigset_t,
+    /// Give the child's new process group this terminal's foreground.
+    pub terminal: Option<&'a Terminal>,
+    /// The directory the child starts in (gracestop itself has moved to `/`).
+    pub cwd: Option<BorrowedFd<'a>>,
     /// Environment variables not to pass on.
     pub env_remove: &'a [OsString],
 }
@@ -197,21 +352,37 @@ pub fn spawn(spec: &Spawn<'_>) -> io::Result<i32> {
     }
     let parent = std::process::id() as libc::pid_t;
     let death_signal = spec.death_signal as libc::c_int;
-    let detach = spec.detach_from_tty;
+    let stop_signal = spec.stop_signal as libc::c_int;
+    let ignored = spec.ignored;
+    let terminal = spec.terminal.map(Terminal::raw);
+    let cwd = spec.cwd.map(|fd| fd.as_raw_fd());
     // SAFETY: the closure runs between fork and exec in the child, where only
-    // async-signal-safe calls are allowed. It uses sigemptyset, sigprocmask,
-    // signal, prctl, getppid and kill through libc, all async-signal-safe, and
-    // allocates nothing.
+    // async-signal-safe calls are allowed. It uses setpgid, tcsetpgrp, fchdir,
+    // sigismember, signal, sigemptyset, sigprocmask, prctl, getppid, getpid and
+    // kill through libc, all async-signal-safe, and allocates nothing. The
+    // descriptors it names stay open in the parent until spawn returns.
     unsafe {
         command.pre_exec(move || {
-            for sig in 1..32 {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
+            if let Some(fd) = cwd {
+                if libc::fchdir(fd) != 0 {
+                    return Err(io::Error::last_os_error());
                 }
             }
-            if detach {
-                libc::signal(libc::SIGTTIN, libc::SIG_IGN);
-                libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            if let Some(fd) = terminal {
+                // Our own group first (std has made it already; this is a no-op
+                // then), so that the terminal goes to a group that exists.
+                // SIGTTOU is still blocked here, so a background caller is not
+                // stopped by the hand-over.
+                libc::setpgid(0, 0);
+                libc::tcsetpgrp(fd, libc::getpid());
+            }
+            for sig in 1..=libc::SIGRTMAX() {
+                if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                    continue;
+                }
+                let keep_ignored = sig != stop_signal && libc::sigismember(&ignored, sig) == 1;
+                // Handlers are reset by exec anyway; ignored dispositions are not.
+                libc::signal(sig, if keep_ignored { libc::SIG_IGN } else { libc::SIG_DFL });
             }
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
@@ -256,7 +427,7 @@ pub fn reap() -> (Vec<Reaped>, bool) {
             Err(_) => return (reaped, false),
         };
         let Some(pid) = peeked else { return (reaped, false) };
-        if pid.as_raw() == FORWARD_TO.load(Ordering::Acquire) {
+        if pid.as_raw() == CHILD.load(Ordering::Acquire) {
             FORWARD_TO.store(0, Ordering::Release);
         }
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
@@ -307,11 +478,6 @@ pub fn signal_child(pid: i32, sig: Signal) -> io::Result<()> {
 /// cannot be reused while the leader's PID is held).
 pub fn signal_child_group(pgid: i32, sig: Signal) -> io::Result<()> {
     Ok(signal::killpg(Pid::from_raw(pgid), sig)?)
-}
-
-/// Whether standard input is a terminal.
-pub fn stdin_is_tty() -> bool {
-    std::io::IsTerminal::is_terminal(&std::io::stdin())
 }
 
 /// Signals a descendant found by [`descendants`], through a pidfd, and only if
