@@ -138,7 +138,9 @@ fn fault_signals_and_pipe_sent_by_kill_are_forwarded_and_gracestop_survives() {
 fn hup_and_usr1_reach_an_app_behind_a_shell_without_exec() {
     let sandbox = Sandbox::new();
     let app = target_argv(&sandbox, "ready", &[]);
-    let script = format!("{}; true", app.join(" "));
+    // The shell ignores both (it is in the group too, and would die of HUP);
+    // the app installs its own handlers over the inherited ignore.
+    let script = format!("trap '' HUP USR1; {}; true", app.join(" "));
     let gs = Running::start(run_command(&[], &["sh", "-c", &script]));
     wait_for_file(&sandbox.path("ready"), LONG);
     gs.signal(Signal::SIGHUP);
@@ -286,6 +288,36 @@ fn with_single_child_tstp_reaches_the_child_itself_and_gracestop_stops() {
     assert!(sandbox.has_event("target exit"), "{:?}", sandbox.events());
 }
 
+/// A guard for the PID 1 case: the kernel ignores SIGSTOP that PID 1 sends
+/// itself, so as PID 1 gracestop stops the group and runs on: a TERM sent while
+/// the group is stopped is acted on at once (a stopped gracestop would hold it).
+#[test]
+fn as_pid_1_tstp_stops_the_childs_group_and_gracestop_still_stops_it_on_term() {
+    if !crate::support::pid_namespaces_work("as_pid_1_tstp_stops_the_childs_group_and_gracestop_still_stops_it_on_term")
+    {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let argv = target_argv(&sandbox, "ready", &[]);
+    let mut command = Command::new("unshare");
+    command.args(["--pid", "--fork", "--mount-proc", "--kill-child", GRACESTOP, "run", "--"]).args(&argv);
+    let unshare = Running::start(command);
+    wait_for_file(&sandbox.path("ready"), LONG);
+    // Host PIDs (the ready file holds the namespace's): unshare -> gracestop -> child.
+    let first_child = |pid: i32| -> i32 {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+        children.split_whitespace().next().unwrap_or_else(|| panic!("{pid} has no child")).parse().unwrap()
+    };
+    let gs = first_child(unshare.pid() as i32);
+    let child = first_child(gs);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(gs), Signal::SIGTSTP).unwrap();
+    wait_until(LONG, "the child's group stopped", || stopped(child));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(gs), Signal::SIGTERM).unwrap();
+    let run = unshare.finish_within(LONG);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(sandbox.has_event("target SIGTERM"), "{:?}", sandbox.events());
+}
+
 // 5. Orphans are never kept waiting.
 
 #[test]
@@ -299,9 +331,9 @@ fn with_single_child_orphans_get_the_stop_signal_as_soon_as_the_child_dies() {
     // Not 30 s: the orphan is told to stop the moment the child is gone.
     let run = gs.finish_within(Duration::from_secs(10));
     assert_eq!(run.code(), 0, "{}", run.stderr);
-    assert!(!run.stderr.contains("SIGKILL"), "nothing needed killing: {}", run.stderr);
     let events = sandbox.events();
     assert!(events.iter().any(|e| e == "grandchild SIGTERM"), "{events:?}");
+    // Logged, so not SIGKILLed at the end of --wait.
     assert!(events.iter().any(|e| e == "grandchild exit"), "{events:?}");
     let child_exit = sandbox.time_of("target exit").expect("the child exited");
     let orphan_term = sandbox.time_of("grandchild SIGTERM").unwrap();
@@ -445,6 +477,23 @@ fn a_signal_ignored_at_start_is_still_forwarded() {
     assert_eq!(run.code(), 0, "{}", run.stderr);
 }
 
+/// A guard: a `--stop-on` signal ignored at start (a script's `cmd &` ignores
+/// INT) still starts the stop sequence, and the child still gets the stop signal.
+#[test]
+fn a_stop_on_signal_ignored_at_start_still_starts_the_stop_sequence() {
+    let sandbox = Sandbox::new();
+    let argv = target_argv(&sandbox, "ready", &[]);
+    let mut args = vec!["run", "--"];
+    args.extend(strs(&argv));
+    let gs = Running::start(started_with(&[Signal::SIGINT, Signal::SIGQUIT], &[], &args));
+    wait_for_file(&sandbox.path("ready"), LONG);
+    gs.signal(Signal::SIGINT);
+    let run = gs.finish_within(LONG);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(run.stderr.contains("received SIGINT (stop request 1)"), "{}", run.stderr);
+    assert!(sandbox.has_event("target SIGTERM"), "{:?}", sandbox.events());
+}
+
 // 3. Terminals, on a real pseudo-terminal.
 
 /// What a `pty_session.py` run showed and reported.
@@ -530,24 +579,28 @@ fn stop_requests(session: &Session) -> usize {
 
 #[test]
 fn dash_on_a_terminal_shows_a_prompt_runs_echo_and_exits_0_without_spinning() {
+    // The prompt (root's `# `) may come out in the middle of gracestop's own
+    // "started" line, which is written after the spawn: no anchor. CPU is
+    // measured over the first second and over a second at the prompt.
     let session = pty_session(
-        &steps(&["expect:# $", "cpu:1", r"send:echo ok\n", r"expect:^ok\r?$", r"send:exit 0\n"]),
+        &steps(&["cpu:1", "expect:# ", "cpu:1", r"send:echo ok\n", r"expect:^ok\r?$", r"send:exit 0\n"]),
         &[GRACESTOP, "run", "--", "dash"],
         &[],
     );
-    session.assert_exit(0);
-    assert!(session.elapsed < LONG, "{:?}\n{session}", session.elapsed);
+    // An idle shell uses next to nothing; one that spins on SIGTTIN (the bug
+    // of issue 8) uses the whole second, about 100 ticks.
     let ticks = session.cpu_ticks();
-    // One second of wall time at a prompt: an idle shell uses next to nothing;
-    // a shell that spins on SIGTTIN uses all of it (about 100 ticks).
-    assert!(ticks.len() == 1 && ticks[0] < 30, "CPU ticks over 1 s at the prompt: {ticks:?}\n{session}");
+    assert!(ticks.iter().all(|t| *t < 30), "CPU ticks per second of wall time: {ticks:?}\n{session}");
+    session.assert_exit(0);
+    assert_eq!(ticks.len(), 2, "{session}");
+    assert!(session.elapsed < LONG, "{:?}\n{session}", session.elapsed);
 }
 
 #[test]
 fn interactive_bash_on_a_terminal_has_job_control_and_exits_0() {
     let session = pty_session(
         &steps(&[
-            "expect:# $",
+            "expect:# ", // as for dash: no anchor
             r#"send:echo "flags [$-]"\n"#,
             r"expect:^flags \[[A-Za-z]*m[A-Za-z]*\]",
             r"send:echo ok\n",
@@ -577,6 +630,8 @@ fn ctrl_c_goes_to_the_child_in_terminal_child_mode_and_is_no_stop_request() {
                 format!("wait-file:{}", sandbox.path("ready").display()),
                 r"send:\x03".to_string(),
                 format!("wait-text:{events}::^target SIGINT "),
+                r"send:\x1c".to_string(), // Ctrl-\: SIGQUIT, to the child's group alone
+                format!("wait-text:{events}::^target SIGQUIT "),
                 "kill:TERM".to_string(),
             ],
             &command,
@@ -585,6 +640,7 @@ fn ctrl_c_goes_to_the_child_in_terminal_child_mode_and_is_no_stop_request() {
         session.assert_exit(0);
         let events = sandbox.events();
         assert_eq!(events.iter().filter(|e| *e == "target SIGINT").count(), 1, "{options:?}: {events:?}\n{session}");
+        assert_eq!(events.iter().filter(|e| *e == "target SIGQUIT").count(), 1, "{options:?}: {events:?}\n{session}");
         assert_eq!(events.iter().filter(|e| *e == "target SIGTERM").count(), 1, "{options:?}: {events:?}");
         assert!(!session.shown.contains("received SIGINT"), "{options:?}: Ctrl-C reached gracestop:\n{session}");
         assert_eq!(stop_requests(&session), 1, "{options:?}: only the TERM is a stop request:\n{session}");
