@@ -244,23 +244,57 @@ fn sigkilled_gracestop_hands_its_child_the_stop_signal() {
     sandbox.wait_for_event("target exit", LONG);
 }
 
+/// On a terminal, a service keeps Ctrl-C for the stop sequence, and a child that
+/// reads the terminal neither hangs nor spins. Since issue 8 (`--terminal`), the
+/// first half holds with `--terminal keep` (or `auto` with a pre-stop step): the
+/// child runs in a background group, and Ctrl-C reaches gracestop alone and runs
+/// the sequence exactly once. The second half: under `keep`, a child that reads
+/// the terminal is stopped by SIGTTIN, then given the terminal and resumed; it
+/// reads the line typed, and from then on Ctrl-C is its own (as `child` mode),
+/// not a stop request. (Before issue 8 the reading child got EIO instead, and
+/// Ctrl-C always went to gracestop.)
 #[test]
 fn ctrl_c_on_a_terminal_runs_the_sequence_once_and_a_reading_child_does_not_hang() {
+    // A service that does not read the terminal.
     let sandbox = Sandbox::new();
-    let argv = target_argv(&sandbox, "ready", &["--read-stdin"]);
+    let argv = target_argv(&sandbox, "ready", &[]);
     let mut command = Command::new("python3");
     command.arg(format!("{FIXTURES}/pty_ctrl_c.py")).arg("--ready").arg(sandbox.path("ready")).arg("--");
-    command.arg(crate::support::GRACESTOP).args(["run", "--wait", "10", "--"]).args(&argv);
+    command.arg(crate::support::GRACESTOP).args(["run", "--terminal", "keep", "--wait", "10", "--"]).args(&argv);
     let start = Instant::now();
-    let output = command.stdin(Stdio::null()).output().unwrap();
+    let output = command.stdin(Stdio::null()).env_remove("GRACESTOP_TERMINAL").output().unwrap();
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.trim_end().ends_with("exit 0"), "{shown}");
     assert!(start.elapsed() < LONG, "{:?}", start.elapsed());
     let events = sandbox.events();
-    assert!(events.iter().any(|e| e.starts_with("target stdin ")), "{events:?}");
     assert_eq!(events.iter().filter(|e| *e == "target SIGTERM").count(), 1, "{events:?}\n{shown}");
     assert!(!events.iter().any(|e| e == "target SIGINT"), "Ctrl-C must reach gracestop, not the app: {events:?}");
     assert_eq!(shown.matches("stop request").count(), 1, "{shown}");
+
+    // A child that reads the terminal: it gets the line typed, and does not hang.
+    let sandbox = Sandbox::new();
+    let argv = target_argv(&sandbox, "ready", &["--read-line"]);
+    let events = sandbox.path("events").display().to_string();
+    let mut command = vec![crate::support::GRACESTOP, "run", "--terminal", "keep", "--wait", "10", "--"];
+    command.extend(strs(&argv));
+    let session = crate::init::pty_session(
+        &[
+            r"send:typed by the driver\n".to_string(),
+            format!("wait-file:{}", sandbox.path("ready").display()),
+            format!("wait-text:{events}::^target stdin line typed by the driver "),
+            r"send:\x03".to_string(),
+            format!("wait-text:{events}::^target SIGINT "),
+            "kill:TERM".to_string(),
+        ],
+        &command,
+        &[],
+    );
+    session.assert_exit(0);
+    assert!(session.elapsed < LONG, "{:?}\n{session}", session.elapsed);
+    let events = sandbox.events();
+    assert_eq!(events.iter().filter(|e| *e == "target SIGTERM").count(), 1, "{events:?}\n{session}");
+    assert!(!session.shown.contains("received SIGINT"), "the reading child holds the terminal now:\n{session}");
+    assert_eq!(session.shown.matches("stop request").count(), 1, "only the TERM:\n{session}");
 }
 
 #[test]
