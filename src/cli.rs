@@ -461,7 +461,21 @@ pub fn parse_stop_on(text: &str) -> Result<Signal, String> {
     use Signal::*;
     if matches!(
         signal,
-        SIGKILL | SIGSTOP | SIGCHLD | SIGPIPE | SIGSEGV | SIGBUS | SIGFPE | SIGILL | SIGTRAP | SIGABRT | SIGSYS
+        SIGKILL
+            | SIGSTOP
+            | SIGCHLD
+            | SIGPIPE
+            | SIGSEGV
+            | SIGBUS
+            | SIGFPE
+            | SIGILL
+            | SIGTRAP
+            | SIGABRT
+            | SIGSYS
+            | SIGCONT
+            | SIGTSTP
+            | SIGTTIN
+            | SIGTTOU
     ) {
         return Err(format!("{signal} cannot be a stop request"));
     }

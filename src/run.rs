@@ -411,6 +411,12 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         env_remove: &own_environment(),
     });
     drop(here);
+    if spawned.is_err() && hand_over {
+        // The terminal went to a child that never ran: take it back for the caller.
+        if let Some(terminal) = &jobs.terminal {
+            let _ = terminal.take_back();
+        }
+    }
     let child = spawned.map_err(|e| {
         let exit = match e.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ENOTDIR) => Exit::NotFound,
