@@ -15,38 +15,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{gracestop, run, wait_for_file, Mode, Running, Sandbox, FIXTURES, GRACESTOP};
+use crate::run::{leftovers, run_command, strs, target_argv};
+use crate::support::{run, wait_for_file, Running, Sandbox, FIXTURES, GRACESTOP};
 
 const LONG: Duration = Duration::from_secs(20);
-
-/// `gracestop run [OPTIONS] -- COMMAND...` as a Command.
-fn run_command(options: &[&str], command: &[&str]) -> Command {
-    let mut cmd = gracestop(Mode::Pidfd);
-    cmd.arg("run").args(options).arg("--").args(command);
-    cmd
-}
-
-/// The fixture target's command line, in `sandbox`.
-fn target_argv(sandbox: &Sandbox, ready: &str, extra: &[&str]) -> Vec<String> {
-    let mut argv = vec![
-        "python3".to_string(),
-        format!("{FIXTURES}/target.py"),
-        "--ready".into(),
-        sandbox.path(ready).display().to_string(),
-        "--log".into(),
-        sandbox.path("events").display().to_string(),
-    ];
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    argv
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-fn leftovers(sandbox: &Sandbox) -> Vec<i32> {
-    crate::support::processes_mentioning(&sandbox.path(""))
-}
 
 /// The state letter of `/proc/PID/stat`, or None once the process is reaped.
 fn state(pid: i32) -> Option<char> {

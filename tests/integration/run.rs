@@ -11,14 +11,14 @@ use crate::support::{gracestop, in_pid_namespace, pid_namespaces_work, run, Mode
 const LONG: Duration = Duration::from_secs(20);
 
 /// `gracestop run [OPTIONS] -- COMMAND...` as a Command.
-fn run_command(options: &[&str], command: &[&str]) -> Command {
+pub(crate) fn run_command(options: &[&str], command: &[&str]) -> Command {
     let mut cmd = gracestop(Mode::Pidfd);
     cmd.arg("run").args(options).arg("--").args(command);
     cmd
 }
 
 /// The fixture target's command line for `gracestop run`, in `sandbox`.
-fn target_argv(sandbox: &Sandbox, ready: &str, extra: &[&str]) -> Vec<String> {
+pub(crate) fn target_argv(sandbox: &Sandbox, ready: &str, extra: &[&str]) -> Vec<String> {
     let mut argv = vec![
         "python3".to_string(),
         format!("{FIXTURES}/target.py"),
@@ -31,12 +31,12 @@ fn target_argv(sandbox: &Sandbox, ready: &str, extra: &[&str]) -> Vec<String> {
     argv
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
+pub(crate) fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
 /// Processes still alive whose command line mentions the sandbox: leftovers.
-fn leftovers(sandbox: &Sandbox) -> Vec<i32> {
+pub(crate) fn leftovers(sandbox: &Sandbox) -> Vec<i32> {
     crate::support::processes_mentioning(&sandbox.path(""))
 }
 
