@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use clap::builder::{BoolishValueParser, StyledStr};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum, ValueHint};
 use nix::sys::signal::Signal;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 
 use crate::deregister::{redact_header_text, redact_url_text};
+use crate::exit;
 use crate::sequence::{Dump, Plan};
 
 /// Stop services gracefully: signal, wait exactly as long as needed, escalate.
@@ -33,6 +34,24 @@ pub struct Cli {
     /// Print more detail (pidfd use, identities, timings).
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// How events are written: human (one line each) or json (one object per
+    /// line, schema "v":1, see the README).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "human",
+        env = "GRACESTOP_LOG_FORMAT"
+    )]
+    pub log_format: LogFormatArg,
+
+    /// Append the events to FILE instead of writing them to stderr (created with
+    /// mode 0600 if missing). `--log-file /proc/1/fd/2` puts a Kubernetes
+    /// preStop's events into `kubectl logs`.
+    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath, env = "GRACESTOP_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -55,19 +74,15 @@ pub enum Command {
     /// and exits only when the child and all its descendants are gone, with the
     /// child's exit code, or 128+N when it died of signal N. Once the child is
     /// gone, the rest of its family gets the stop signal at once. What still runs
-    /// at the end of the stop sequence is killed: --force is implied. gracestop's
-    /// own failures: 125; COMMAND not executable: 126; not found: 127.
+    /// at the end of the stop sequence is killed: --force is implied.
+    #[command(after_help = exit::help(exit::Command::Run))]
     Run(RunArgs),
 
     /// Stop processes that already run, by PID or pidfile.
     ///
     /// Example: gracestop stop --pidfile /run/app.pid --deregister-url http://127.0.0.1:8080/down --drain 10s --wait 30
     /// --force
-    ///
-    /// Exit codes: 0 every target is gone; 1 operational error (permission,
-    /// malformed pidfile, strict deregistration failed); 2 usage error; 3 no
-    /// target was running (missing or stale pidfile, no such process; 0 with
-    /// --missing-ok); 4 a target still runs.
+    #[command(after_help = exit::help(exit::Command::Stop))]
     Stop(StopArgs),
 
     /// Only deregister and drain, then exit: a shell-free Kubernetes preStop.
@@ -75,9 +90,8 @@ pub enum Command {
     /// Example: gracestop drain --deregister-url http://127.0.0.1:8080/actuator/service-registry --deregister-body
     /// '{"status":"DOWN"}' --drain 10s
     ///
-    /// Exit codes: 0 done (deregistration succeeded, or failed without
-    /// --deregister-strict); 1 strict deregistration failed; 2 usage error.
     /// A SIGTERM or SIGINT to gracestop ends the drain early.
+    #[command(after_help = exit::help(exit::Command::Drain))]
     Drain(DrainArgs),
 }
 
@@ -98,7 +112,7 @@ pub struct StopArgs {
     /// names only that user's processes; one that others may write, or that sits
     /// in a directory others may write without the sticky bit, is refused (exit 1).
     /// Only regular files are read.
-    #[arg(long = "pidfile", value_name = "FILE", env = "GRACESTOP_PIDFILE")]
+    #[arg(long = "pidfile", value_name = "FILE", value_hint = ValueHint::FilePath, env = "GRACESTOP_PIDFILE")]
     pub pidfiles: Vec<PathBuf>,
 
     /// Signal the target's whole process group instead of the one process.
@@ -162,8 +176,17 @@ pub struct RunArgs {
     pub sequence: SequenceArgs,
 
     /// The command to run, directly (no shell), and its arguments.
-    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, num_args = 1..)]
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, num_args = 1.., value_hint = ValueHint::CommandWithArguments)]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// One line per event: `gracestop: +0.012s signal SIGTERM -> 4242 (java)`.
+    Human,
+    /// One JSON object per line, for deploy tooling.
+    Json,
 }
 
 /// `run --terminal`: who owns a terminal gracestop was started in the

@@ -1,12 +1,28 @@
-//! Every exit code gracestop returns, in one table, and the error type that
-//! carries a code up to `main`.
+//! Every exit code gracestop returns, in one table, the mappings onto it, and
+//! the error type that carries a code up to `main`.
+//!
+//! The table is [`Exit::ALL`] with [`Exit::code`], [`Exit::meaning`] and
+//! [`Exit::commands`], each an exhaustive `match`: a new variant does not compile
+//! until it has a code, a meaning and its commands, and a unit test fails until
+//! it is listed in `ALL`. `--help`, the man pages and the README's table are
+//! generated from it ([`help`]).
 //!
 //! Errors flow up as `anyhow::Error`; one that must end with a specific code wraps
-//! a [`Coded`] somewhere in its chain. Anything else is an operational failure.
+//! a [`Coded`] somewhere in its chain. Any other error in `stop` or `drain` is an
+//! operational failure (1, [`Exit::Failure`]); in `run` it is gracestop's own
+//! failure (125, [`Exit::Internal`]), because `run` keeps 1..=124 for its child.
 
 use std::fmt;
 
-/// Exit codes of `stop` and `drain` (DESIGN.md §4).
+/// The commands, as far as exit codes are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Stop,
+    Drain,
+    Run,
+}
+
+/// Why gracestop exits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Every target is gone: it exited after the stop signal or was killed.
@@ -29,33 +45,100 @@ pub enum Exit {
     Child(u8),
 }
 
-/// The table: code and meaning of every fixed exit, in order. `run` otherwise
-/// exits with its child's status ([`Exit::Child`]).
-pub const TABLE: [(Exit, u8, &str); 8] = [
-    (Exit::Success, 0, "every target is gone"),
-    (Exit::Failure, 1, "operational error (permission, pidfile, strict deregistration)"),
-    (Exit::Usage, 2, "usage error (bad flag, duration, signal, PID)"),
-    (Exit::NotRunning, 3, "no target was running (see --missing-ok)"),
-    (Exit::StillRunning, 4, "a target still runs"),
-    (Exit::Internal, 125, "run: gracestop's own failure"),
-    (Exit::CannotExecute, 126, "run: COMMAND cannot be executed"),
-    (Exit::NotFound, 127, "run: COMMAND not found"),
-];
-
 impl Exit {
+    /// Every fixed exit, in the order of its code. [`Exit::Child`] stands for
+    /// the child's own codes.
+    pub const ALL: [Exit; 9] = [
+        Exit::Success,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::NotRunning,
+        Exit::StillRunning,
+        Exit::Internal,
+        Exit::CannotExecute,
+        Exit::NotFound,
+        Exit::Child(0),
+    ];
+
+    /// The process exit code.
     pub fn code(self) -> u8 {
         match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::NotRunning => 3,
+            Exit::StillRunning => 4,
+            Exit::Internal => 125,
+            Exit::CannotExecute => 126,
+            Exit::NotFound => 127,
             Exit::Child(code) => code,
-            fixed => TABLE.iter().find(|row| row.0 == fixed).map_or(1, |row| row.1),
         }
     }
 
-    pub fn meaning(self) -> &'static str {
+    /// How the code reads in `--help`, the man pages and the README: `0`, or
+    /// `N` for the child's code.
+    pub fn shown_code(self) -> String {
         match self {
-            Exit::Child(_) => "run: the child's exit status",
-            fixed => TABLE.iter().find(|row| row.0 == fixed).map_or("", |row| row.2),
+            Exit::Child(_) => "N".to_string(),
+            fixed => fixed.code().to_string(),
         }
     }
+
+    /// What the code means, in a few words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Success => "every target is gone (exited, or killed with --force); drain: done",
+            Exit::Failure => "operational error (permission, pidfile, strict deregistration failed)",
+            Exit::Usage => "usage error (bad flag, duration, signal, PID, URL); nothing was touched",
+            Exit::NotRunning => {
+                "no target was running (missing or stale pidfile, no such process; 0 with --missing-ok)"
+            }
+            Exit::StillRunning => "a target still runs (--wait passed without --force, or it survived SIGKILL)",
+            Exit::Internal => "gracestop's own failure",
+            Exit::CannotExecute => "COMMAND cannot be executed",
+            Exit::NotFound => "COMMAND was not found",
+            Exit::Child(_) => "the child's exit code, 128+S when it died of signal S, then --remap-exit",
+        }
+    }
+
+    /// The commands that can end with this code.
+    pub fn commands(self) -> &'static [Command] {
+        use Command::*;
+        match self {
+            Exit::Success => &[Stop, Drain],
+            Exit::Failure => &[Stop, Drain],
+            Exit::Usage => &[Stop, Drain, Run],
+            Exit::NotRunning => &[Stop],
+            Exit::StillRunning => &[Stop],
+            Exit::Internal => &[Run],
+            Exit::CannotExecute => &[Run],
+            Exit::NotFound => &[Run],
+            Exit::Child(_) => &[Run],
+        }
+    }
+
+    /// What `run` ends with when spawning COMMAND failed with `errno`.
+    pub fn of_spawn_error(errno: Option<i32>) -> Exit {
+        match errno {
+            Some(libc::ENOENT | libc::ENOTDIR) => Exit::NotFound,
+            Some(libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::ETXTBSY | libc::EPERM) => Exit::CannotExecute,
+            _ => Exit::Internal,
+        }
+    }
+}
+
+/// The rows of the table that apply to `command`.
+pub fn rows(command: Command) -> impl Iterator<Item = Exit> {
+    Exit::ALL.into_iter().filter(move |exit| exit.commands().contains(&command))
+}
+
+/// The "Exit codes:" paragraph of `command`'s `--help`.
+pub fn help(command: Command) -> String {
+    let mut text = String::from("Exit codes:");
+    for exit in rows(command) {
+        text.push_str(&format!("\n  {:>3}  {}", exit.shown_code(), exit.meaning()));
+    }
+    text
 }
 
 /// An error that decides the exit code.
@@ -87,7 +170,8 @@ pub fn internal_unless_coded(error: anyhow::Error) -> anyhow::Error {
     coded(Exit::Internal, message)
 }
 
-/// The exit code an error ends with: the first [`Coded`] in its chain, or 1.
+/// The exit code an error ends with: the first [`Coded`] in its chain, or
+/// [`Exit::Failure`] (see the module's header for `run`).
 pub fn of(error: &anyhow::Error) -> Exit {
     error.chain().find_map(|e| e.downcast_ref::<Coded>()).map_or(Exit::Failure, |c| c.exit)
 }
@@ -97,15 +181,48 @@ mod tests {
     use super::*;
     use anyhow::Context;
 
-    #[test]
-    fn table_codes_are_distinct_and_documented() {
-        let codes: Vec<u8> = TABLE.iter().map(|row| row.1).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 125, 126, 127]);
-        for (exit, code, meaning) in TABLE {
-            assert_eq!(exit.code(), code);
-            assert_eq!(exit.meaning(), meaning);
-            assert!(!meaning.is_empty());
+    /// The position of `exit` in [`Exit::ALL`]. Exhaustive: a new variant does
+    /// not compile until it is placed here, and the test below fails until it
+    /// is placed in `ALL` too.
+    fn index(exit: Exit) -> usize {
+        match exit {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::NotRunning => 3,
+            Exit::StillRunning => 4,
+            Exit::Internal => 5,
+            Exit::CannotExecute => 6,
+            Exit::NotFound => 7,
+            Exit::Child(_) => 8,
         }
+    }
+
+    #[test]
+    fn every_variant_has_one_row_with_a_distinct_code() {
+        for (i, exit) in Exit::ALL.into_iter().enumerate() {
+            assert_eq!(index(exit), i, "{exit:?} is listed out of place");
+            assert!(!exit.meaning().is_empty() && !exit.commands().is_empty(), "{exit:?}");
+        }
+        let fixed: Vec<u8> = Exit::ALL[..8].iter().map(|e| e.code()).collect();
+        assert_eq!(fixed, [0, 1, 2, 3, 4, 125, 126, 127]);
+    }
+
+    #[test]
+    fn help_lists_the_rows_of_each_command() {
+        let stop = help(Command::Stop);
+        assert!(stop.contains("  3  no target was running") && !stop.contains("125"), "{stop}");
+        let run = help(Command::Run);
+        assert!(run.contains("127  COMMAND was not found") && run.contains("  N  the child's"), "{run}");
+        assert!(!help(Command::Drain).contains("  4  "));
+    }
+
+    #[test]
+    fn spawn_errors_map_to_126_and_127() {
+        assert_eq!(Exit::of_spawn_error(Some(libc::ENOENT)), Exit::NotFound);
+        assert_eq!(Exit::of_spawn_error(Some(libc::EACCES)), Exit::CannotExecute);
+        assert_eq!(Exit::of_spawn_error(Some(libc::ENOMEM)), Exit::Internal);
+        assert_eq!(Exit::of_spawn_error(None), Exit::Internal);
     }
 
     #[test]

@@ -245,7 +245,7 @@ fn exit_status(reaped: &Reaped, remap: &[(u8, u8)]) -> u8 {
     let raw = match (reaped.code, reaped.signal) {
         (Some(code), _) => code as u8,
         (None, Some(sig)) => (128 + sig).min(255) as u8,
-        _ => 125,
+        _ => Exit::Internal.code(),
     };
     remap.iter().find(|(from, _)| *from == raw).map_or(raw, |(_, to)| *to)
 }
@@ -418,14 +418,7 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         }
     }
     let child = spawned.map_err(|e| {
-        let exit = match e.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Exit::NotFound,
-            Some(libc::EACCES) | Some(libc::ENOEXEC) | Some(libc::EISDIR) | Some(libc::ETXTBSY) | Some(libc::EPERM) => {
-                Exit::CannotExecute
-            }
-            _ => Exit::Internal,
-        };
-        coded(exit, format!("cannot run {}: {e}", args.command[0].to_string_lossy()))
+        coded(Exit::of_spawn_error(e.raw_os_error()), format!("cannot run {}: {e}", args.command[0].to_string_lossy()))
     })?;
     jobs.handed.set(hand_over);
     // Cannot fail for a valid set; if it did, forwarding would merely stay held.
