@@ -21,6 +21,7 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Client, Method, StatusCode, Url};
 
 use crate::cli::PreStopArgs;
+use crate::event::{span, Attempt, Event};
 use crate::exit::{coded, Exit};
 use crate::log;
 use crate::platform::file::read_regular;
@@ -146,10 +147,13 @@ impl Deregistration {
         (self.timeout + OUTER_SLACK) * attempts + (1..attempts).map(backoff).sum::<Duration>()
     }
 
-    /// A one-line description for the plan.
-    pub fn describe(&self) -> String {
-        let urls: Vec<String> = self.urls.iter().map(redact).collect();
-        format!("{} {}", self.method, urls.join(" "))
+    /// The plan's line about this step.
+    pub fn planned(&self) -> Event {
+        Event::DeregisterPlanned {
+            method: self.method.to_string(),
+            urls: self.urls.iter().map(redact).collect(),
+            worst: self.worst_case(),
+        }
     }
 
     /// Calls one URL with retries; true on a 2xx answer.
@@ -165,36 +169,43 @@ impl Deregistration {
             }
             let start = Instant::now();
             let outcome = tokio::time::timeout(self.timeout + OUTER_SLACK, request.send()).await;
-            let took = log::span(start.elapsed());
-            let (retry, problem) = match outcome {
+            let took = start.elapsed();
+            let no_answer = || format!("no answer within {}", span(self.timeout));
+            let (retry, status, problem) = match outcome {
                 Ok(Ok(response)) if response.status().is_success() => {
-                    log::info(
-                        "deregister",
-                        format_args!("{} {shown} -> {} ({took})", self.method, response.status().as_u16()),
-                    );
+                    log::emit(Event::Deregistered {
+                        method: self.method.to_string(),
+                        url: shown.clone(),
+                        status: response.status().as_u16(),
+                        took,
+                        attempt,
+                        attempts,
+                    });
                     return true;
                 }
-                Ok(Ok(response)) => describe_status(url, response.status(), response.headers()),
-                Ok(Err(e)) if e.is_timeout() => (true, format!("no answer within {}", log::span(self.timeout))),
-                Ok(Err(e)) => (true, error_chain(e)),
-                Err(_) => (true, format!("no answer within {}", log::span(self.timeout))),
+                Ok(Ok(response)) => {
+                    let (retry, problem) = describe_status(url, response.status(), response.headers());
+                    (retry, Some(response.status().as_u16()), problem)
+                }
+                Ok(Err(e)) if e.is_timeout() => (true, None, no_answer()),
+                Ok(Err(e)) => (true, None, error_chain(e)),
+                Err(_) => (true, None, no_answer()),
+            };
+            let report = Attempt {
+                method: self.method.to_string(),
+                url: shown.clone(),
+                status,
+                problem,
+                took,
+                attempt,
+                attempts,
             };
             if retry && attempt < attempts {
                 let pause = backoff(attempt);
-                log::warn(
-                    "deregister",
-                    format_args!(
-                        "{} {shown} -> {problem} ({took}, attempt {attempt} of {attempts}); retrying in {}",
-                        self.method,
-                        log::span(pause)
-                    ),
-                );
+                log::emit(Event::DeregisterRetry { attempt: report, pause });
                 tokio::time::sleep(pause).await;
             } else {
-                log::warn(
-                    "deregister",
-                    format_args!("{} {shown} failed: {problem} ({took}, attempt {attempt} of {attempts})", self.method),
-                );
+                log::emit(Event::DeregisterFailed { attempt: report });
                 return false;
             }
         }
@@ -212,7 +223,7 @@ impl PreStop for Deregistration {
         if self.strict {
             return Err(anyhow::Error::new(StrictFailure { failed, of: self.urls.len() }));
         }
-        log::warn("deregister", format_args!("{failed} of {} deregistration(s) failed; going on", self.urls.len()));
+        log::emit(Event::DeregisterIncomplete { failed, of: self.urls.len() });
         Ok(())
     }
 }

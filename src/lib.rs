@@ -26,6 +26,7 @@
 
 pub mod cli;
 pub mod deregister;
+pub mod event;
 pub mod exit;
 pub mod log;
 pub mod pidfile;
@@ -49,13 +50,26 @@ pub async fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-/// The log level the command line asks for.
-pub fn log_level(cli: &Cli) -> log::Level {
-    if cli.quiet {
-        log::Level::Quiet
+/// The log the command line asks for, with `--log-file` opened. A file that
+/// cannot be opened is a usage error: nothing has been touched yet.
+pub fn log_options(cli: &Cli) -> Result<log::Options> {
+    let verbosity = if cli.quiet {
+        log::Verbosity::Quiet
     } else if cli.verbose > 0 {
-        log::Level::Verbose
+        log::Verbosity::Verbose
     } else {
-        log::Level::Normal
-    }
+        log::Verbosity::Normal
+    };
+    let format = match cli.log_format {
+        cli::LogFormatArg::Human => log::Format::Human,
+        cli::LogFormatArg::Json => log::Format::Json,
+    };
+    let file = match &cli.log_file {
+        Some(path) => Some(
+            platform::file::open_log(path)
+                .map_err(|e| exit::coded(exit::Exit::Usage, format!("cannot open log file {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    Ok(log::Options { verbosity, format, file })
 }

@@ -2,6 +2,7 @@
 //! result into an exit code. This is the only place that decides how gracestop
 //! exits.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -19,7 +20,14 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    log::init(gracestop::log_level(&cli));
+    match gracestop::log_options(&cli) {
+        Ok(options) => log::init(options),
+        Err(e) => {
+            // Before the log exists: on stderr, whatever --log-file said.
+            let _ = writeln!(std::io::stderr().lock(), "gracestop: error: {e:#}");
+            return ExitCode::from(exit::of(&e).code());
+        }
+    }
 
     // Helper threads (tokio's blocking pool, for DNS) block every signal, so that
     // signals reach the main thread: the one `run` forwards from and reads in.
@@ -31,11 +39,13 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(gracestop::run(cli)),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
     };
-    match result {
-        Ok(code) => ExitCode::from(code.code()),
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
             log::error(format_args!("{e:#}"));
-            ExitCode::from(exit::of(&e).code())
+            exit::of(&e)
         }
-    }
+    };
+    log::finish();
+    ExitCode::from(code.code())
 }

@@ -39,6 +39,7 @@ use tokio::sync::watch;
 
 use crate::cli::{RunArgs, TerminalMode};
 use crate::deregister::{Deregistration, StrictFailure};
+use crate::event::{Ended, Event, Scope, Subject};
 use crate::exit::{coded, Exit};
 use crate::log;
 use crate::platform::supervise::{self, Arrival, Reaped, Spawn, Terminal, FAULTS, SUSPEND};
@@ -66,11 +67,7 @@ struct Family {
 
 impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.child, self.name)?;
-        if !self.single_child {
-            write!(f, " and its process group")?;
-        }
-        Ok(())
+        self.subject().fmt(f)
     }
 }
 
@@ -85,10 +82,7 @@ impl Family {
         let me = std::process::id() as i32;
         for found in supervise::descendants(me) {
             if self.child_reaped.get() || found.stat.pgrp != self.child {
-                log::debug(
-                    "signal",
-                    format_args!("{signal} -> {} ({}), outside the child's group", found.pid, found.stat.comm),
-                );
+                log::emit(Event::OutsiderSignalled { signal, pid: found.pid, comm: found.stat.comm.clone() });
                 let _ = supervise::signal_descendant(&found, signal);
             }
         }
@@ -96,6 +90,11 @@ impl Family {
 }
 
 impl Target for Family {
+    fn subject(&self) -> Subject {
+        let scope = if self.single_child { Scope::Process } else { Scope::ChildGroup };
+        Subject { pid: self.child, comm: self.name.clone(), scope }
+    }
+
     fn signal(&self, signal: Signal) -> io::Result<Delivery> {
         if self.is_gone() {
             return Ok(Delivery::Gone);
@@ -224,19 +223,12 @@ fn own_environment() -> Vec<OsString> {
 
 fn notify(states: &[sd_notify::NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
-        log::debug("notify", format_args!("cannot notify systemd: {e}"));
+        log::emit(Event::NotifyFailed { error: e.to_string() });
     }
 }
 
-fn describe_status(reaped: &Reaped) -> String {
-    match (reaped.code, reaped.signal) {
-        (Some(code), _) => format!("exited with {code}"),
-        (None, Some(sig)) => {
-            let name = Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.to_string());
-            format!("was killed by {name}")
-        }
-        _ => "ended".to_string(),
-    }
+fn ended(reaped: &Reaped) -> Ended {
+    Ended::from_status(reaped.code, reaped.signal)
 }
 
 /// The exit status gracestop ends with: the child's code, 128+N for signal N,
@@ -276,11 +268,11 @@ impl JobControl {
                 supervise::signal_child_group(family.child, Signal::SIGSTOP)
             };
             if let Err(e) = sent {
-                log::debug("signal", format_args!("cannot suspend {family}: {e}"));
+                log::emit(Event::CannotSuspend { target: family.subject(), error: e.to_string() });
             }
         }
         self.suspended.set(true);
-        log::info("signal", format_args!("received {signal}: suspending {family} and gracestop"));
+        log::emit(Event::Suspended { signal, target: family.subject() });
         supervise::stop_self();
     }
 
@@ -295,12 +287,12 @@ impl JobControl {
         if let Some(terminal) = &self.terminal {
             if self.handed.get() && terminal.is_ours() {
                 if let Err(e) = terminal.give_to(family.child) {
-                    log::debug("terminal", format_args!("cannot give the terminal back to {family}: {e}"));
+                    log::emit(Event::TerminalNotReturned { target: family.subject(), error: e.to_string() });
                 }
             }
         }
         supervise::forward(Signal::SIGCONT);
-        log::debug("signal", format_args!("SIGCONT -> {family}"));
+        log::emit(Event::Resumed { target: family.subject() });
     }
 
     /// The child stopped. Stopped for the terminal (TTIN, TTOU): if gracestop
@@ -310,7 +302,7 @@ impl JobControl {
     /// (Ctrl-Z): gracestop stops too, so that the shell that started it gets
     /// its prompt back.
     fn child_stopped(&self, family: &Family, signal: Signal) {
-        log::debug("signal", format_args!("{} ({}) was stopped by {signal}", family.child, family.name));
+        log::emit(Event::ChildStopped { target: family.subject(), signal });
         let Some(terminal) = &self.terminal else { return };
         if self.suspended.get() {
             return;
@@ -321,9 +313,9 @@ impl JobControl {
                     match terminal.give_to(family.child) {
                         Ok(()) => {
                             self.handed.set(true);
-                            log::info("terminal", format_args!("{family} reads the terminal: it is now theirs"));
+                            log::emit(Event::TerminalHanded { target: family.subject() });
                         }
-                        Err(e) => log::warn("terminal", format_args!("cannot give the terminal to {family}: {e}")),
+                        Err(e) => log::emit(Event::TerminalFailed { target: family.subject(), error: e.to_string() }),
                     }
                     supervise::forward(Signal::SIGCONT);
                 } else if terminal.foreground() != Some(family.child) {
@@ -372,13 +364,7 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
 
     let deregistration = Deregistration::new(&args.pre_stop)?;
     if shell_without_exec(&args.command) {
-        log::warn(
-            "run",
-            format_args!(
-                "COMMAND is a shell running a script without `exec`: signals reach the shell, not the app \
-                 (gracestop signals the whole process group, but `sh -c 'exec app'` is safer)"
-            ),
-        );
+        log::emit(Event::ShellWithoutExec);
     }
     // Everything that can fail is done before the child exists: an error after
     // the spawn would leave it to the parent-death signal, without any drain.
@@ -423,14 +409,14 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
     jobs.handed.set(hand_over);
     // Cannot fail for a valid set; if it did, forwarding would merely stay held.
     if let Err(e) = signals.forward_to(child, args.single_child) {
-        log::warn("run", format_args!("cannot forward signals to the child: {e}"));
+        log::emit(Event::CannotForward { error: e.to_string() });
     }
     let name = Path::new(&args.command[0]).file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
-    log::info("run", format_args!("started {child} ({name}) in process group {child}"));
+    log::emit(Event::Started { target: Subject::process(child, name.as_str()) });
     if hand_over {
-        log::debug("terminal", format_args!("the terminal is the child's: Ctrl-C reaches it, not gracestop"));
+        log::emit(Event::TerminalChild);
     } else if jobs.terminal.as_ref().is_some_and(Terminal::is_ours) {
-        log::debug("terminal", format_args!("gracestop keeps the terminal: Ctrl-C runs the stop sequence"));
+        log::emit(Event::TerminalKept);
     }
     notify(&[sd_notify::NotifyState::Ready]);
     supervise::trim_resident_code();
@@ -463,13 +449,13 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                         let (reaped, none_left) = supervise::reap();
                         for r in reaped {
                             if r.pid == child {
-                                log::info("exit", format_args!("{child} ({}) {}", family.name, describe_status(&r)));
+                                log::emit(Event::ChildExited { target: Subject::process(child, family.name.as_str()), ended: ended(&r) });
                                 status = Some(r);
                                 family.child_reaped.set(true);
                                 jobs.child_gone(&family);
                                 orphans_follow(&family, sequence.is_some());
                             } else {
-                                log::debug("reap", format_args!("orphan {} {}", r.pid, describe_status(&r)));
+                                log::emit(Event::Reaped { pid: r.pid, ended: ended(&r) });
                             }
                         }
                         if none_left && status.is_some() {
@@ -484,9 +470,9 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                         }
                     } else if args.stop_on.contains(&sig) {
                         requests_tx.send_modify(|n| *n += 1);
-                        log::info("request", format_args!("received {sig} (stop request {})", *requests_tx.borrow()));
+                        log::emit(Event::StopRequested { signal: sig, count: *requests_tx.borrow() });
                         if sequence.is_none() {
-                            let plan = stop::fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &format!("stop {family}: {plan}"));
+                            let plan = stop::fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &format!("stop {family}: {plan}"), &[family.subject()]);
                             let worst = plan.worst_case(deregistration.as_ref().map_or(Duration::ZERO, Deregistration::worst_case));
                             let usec = u32::try_from(worst.as_micros()).unwrap_or(u32::MAX);
                             notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::ExtendTimeoutUsec(usec)]);
@@ -508,7 +494,7 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
                     // child keeps running under supervision; the next stop request
                     // starts over and, being the second, skips to the signal.
                     Err(e) if e.downcast_ref::<StrictFailure>().is_some() => {
-                        log::error(format_args!("{e:#}; the child keeps running: send SIGTERM again to stop it without deregistering"));
+                        log::emit(Event::StrictFailureKeepsRunning { message: format!("{e:#}") });
                         sequence = None;
                     }
                     Err(e) => return Err(e),
@@ -519,7 +505,7 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
             break;
         }
         if status.is_some() && sequence.is_none() {
-            log::info("run", format_args!("the child has exited; stopping what is left of its family"));
+            log::emit(Event::StoppingLeftovers);
             sequence = Some(Box::pin(sequence::stop_all_owned(
                 &family,
                 None::<&Deregistration>,
@@ -535,7 +521,7 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         return Err(coded(Exit::Internal, format!("lost the exit status of {child}")));
     };
     let code = exit_status(&status, &args.remap_exit);
-    log::info("done", format_args!("exiting with {code}"));
+    log::emit(Event::Exiting { code });
     Ok(Exit::Child(code))
 }
 
@@ -547,7 +533,7 @@ fn orphans_follow(family: &Family, stopping: bool) {
         return;
     }
     let signal = family.stop_signal;
-    log::info("run", format_args!("the child has exited; {signal} to what is left of its family"));
+    log::emit(Event::OrphansFollow { signal });
     family.signal_outsiders(signal);
     family.signal_outsiders(Signal::SIGCONT);
 }
@@ -560,7 +546,7 @@ fn forward_checked(family: &Family, arrival: Arrival) {
     let sig = arrival.signal;
     if arrival.sent_by_another() {
         if supervise::forward(sig) {
-            log::debug("signal", format_args!("{sig} from {} -> {family}", arrival.sender));
+            log::emit(Event::Forwarded { signal: sig, sender: arrival.sender, target: family.subject() });
         }
     } else if FAULTS.contains(&sig) {
         supervise::die_of(sig);

@@ -23,6 +23,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::event::{Cut, Event, Phase, Subject};
 use crate::log;
 pub use crate::platform::Delivery;
 
@@ -32,6 +33,9 @@ pub const KILL_CONFIRM: Duration = Duration::from_secs(5);
 
 /// Something the sequence can stop.
 pub trait Target: fmt::Display {
+    /// Who the target is, for the log.
+    fn subject(&self) -> Subject;
+
     /// Sends `signal`. `Ok(Delivery::Gone)` when the target had already exited.
     fn signal(&self, signal: Signal) -> io::Result<Delivery>;
 
@@ -129,7 +133,7 @@ impl Plan {
     /// Fits the plan into `deadline` by shortening the drain first, then the wait,
     /// so that gracestop's own dump and kill come before an outer SIGKILL. Returns
     /// what was changed, for the log, or None when the plan already fits.
-    pub fn fit(&mut self, pre_stop: Duration, deadline: Duration) -> Option<String> {
+    pub fn fit(&mut self, pre_stop: Duration, deadline: Duration) -> Option<Event> {
         let worst = self.worst_case(pre_stop);
         let mut over = worst.checked_sub(deadline).filter(|d| !d.is_zero())?;
         let (drain, wait) = (self.drain, self.wait);
@@ -139,19 +143,12 @@ impl Plan {
         let cut = over.min(self.wait);
         self.wait -= cut;
         over -= cut;
-        let mut note = format!("worst case {} exceeds --deadline {}", fmt_duration(worst), fmt_duration(deadline));
-        for (name, before, after) in [("drain", drain, self.drain), ("wait", wait, self.wait)] {
-            if before != after {
-                note.push_str(&format!("; {name} shortened from {} to {}", fmt_duration(before), fmt_duration(after)));
-            }
-        }
-        if !over.is_zero() {
-            note.push_str(&format!(
-                "; still {} over (deregistration, dump and kill are not shortened)",
-                fmt_duration(over)
-            ));
-        }
-        Some(note)
+        let cuts = [("drain", drain, self.drain), ("wait", wait, self.wait)]
+            .into_iter()
+            .filter(|(_, before, after)| before != after)
+            .map(|(step, before, after)| Cut { step, before, after })
+            .collect();
+        Some(Event::DeadlineExceeded { worst, deadline, cuts, over })
     }
 }
 
@@ -203,24 +200,6 @@ impl Requests {
 const SKIP_TO_SIGNAL: u32 = 2;
 const SKIP_TO_KILL: u32 = 3;
 
-/// A phase of the sequence, as it appears in the log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    Wait,
-    Dump,
-    Kill,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Wait => "wait",
-            Phase::Dump => "dump",
-            Phase::Kill => "kill",
-        }
-    }
-}
-
 /// How one target ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
@@ -253,16 +232,16 @@ pub async fn before_signal<P: PreStop, C: Clock>(
     let phases = async {
         pre_stop.run().await?;
         if !drain.is_zero() {
-            log::info("drain", format_args!("waiting {} for load balancers to stop routing here", fmt_duration(drain)));
+            log::emit(Event::DrainStarted { duration: drain });
             clock.sleep(drain).await;
-            log::info("drain", format_args!("done"));
+            log::emit(Event::DrainDone { duration: drain });
         }
         Ok(())
     };
     tokio::select! {
         biased;
         _ = requests.reached(SKIP_TO_SIGNAL) => {
-            log::info("drain", format_args!("stop requested again: skipping to the signal"));
+            log::emit(Event::DrainCut);
             Ok(())
         }
         result = phases => result,
@@ -282,7 +261,7 @@ pub async fn stop_all<T: Target, P: PreStop, C: Clock>(
     tokio::select! {
         biased;
         _ = all_exited => {
-            log::info("signal", format_args!("every target exited before the stop signal"));
+            log::emit(Event::GoneBeforeSignal);
             return Ok(vec![Fate::GoneBeforeSignal; targets.len()]);
         }
         result = before_signal(pre_stop, plan.drain, requests, clock) => result?,
@@ -311,13 +290,21 @@ enum Waited {
     Escalated,
 }
 
-/// Waits up to `limit` for `target` to exit, or for the request that skips to kill.
-async fn wait_for<T: Target, C: Clock>(target: &T, limit: Duration, requests: &Requests, clock: &C) -> Waited {
+/// Waits up to `limit` for `target` to exit, or for the request that skips to
+/// kill. On a terminal, the log's countdown runs meanwhile.
+async fn wait_for<T: Target, C: Clock>(
+    target: &T,
+    subject: &Subject,
+    limit: Duration,
+    requests: &Requests,
+    clock: &C,
+) -> Waited {
     tokio::select! {
         biased;
         exited = within(clock, limit, target.exited()) => if exited.is_some() { Waited::Exited } else { Waited::TimedOut },
+        _ = log::countdown(subject, limit) => unreachable!("the countdown never ends"),
         _ = requests.reached(SKIP_TO_KILL) => {
-            log::info("kill", format_args!("stop requested a third time: skipping to SIGKILL"));
+            log::emit(Event::Escalated);
             Waited::Escalated
         }
     }
@@ -329,60 +316,62 @@ fn send<T: Target>(target: &T, signal: Signal) -> Result<Delivery> {
 
 async fn stop_one<T: Target, C: Clock>(target: &T, plan: &Plan, requests: &Requests, clock: &C) -> Result<Fate> {
     let start = Instant::now();
-    let since = |start: Instant| log::span(start.elapsed());
+    let subject = target.subject();
+    let sent = |phase: Phase, signal: Signal, wait: Option<Duration>| {
+        log::emit(Event::SignalSent { phase, target: subject.clone(), signal, wait });
+    };
 
     if send(target, plan.signal)? == Delivery::Gone {
-        log::info("signal", format_args!("{target} had already exited"));
+        log::emit(Event::AlreadyExited { target: subject });
         return Ok(Fate::GoneBeforeSignal);
     }
-    log::info("signal", format_args!("{} -> {target}", plan.signal));
+    sent(Phase::Signal, plan.signal, None);
     // A stopped process acts on nothing but SIGKILL and SIGCONT until continued.
     if plan.signal != Signal::SIGCONT {
         send(target, Signal::SIGCONT)?;
     }
+    let exited = |phase: Phase| {
+        log::emit(Event::Exited { phase, target: subject.clone(), after: start.elapsed(), signal: plan.signal });
+        Ok(Fate::Exited { phase })
+    };
 
-    let mut waited = wait_for(target, plan.wait, requests, clock).await;
+    let mut waited = wait_for(target, &subject, plan.wait, requests, clock).await;
     if waited == Waited::Exited {
-        log::info("wait", format_args!("{target} exited {} after {}", since(start), plan.signal));
-        return Ok(Fate::Exited { phase: Phase::Wait });
+        return exited(Phase::Wait);
     }
 
     if let (Waited::TimedOut, Some(dump)) = (&waited, plan.dump) {
-        log::info("wait", format_args!("{target} still runs after {}", fmt_duration(plan.wait)));
+        log::emit(Event::StillRunning { target: subject.clone(), after: plan.wait });
         if send(target, dump.signal)? == Delivery::Gone {
-            return Ok(exited_meanwhile(target, Phase::Dump));
+            return Ok(exited_meanwhile(&subject, Phase::Dump));
         }
-        log::info("dump", format_args!("{} -> {target}, waiting {}", dump.signal, fmt_duration(dump.wait)));
-        waited = wait_for(target, dump.wait, requests, clock).await;
+        sent(Phase::Dump, dump.signal, Some(dump.wait));
+        waited = wait_for(target, &subject, dump.wait, requests, clock).await;
         if waited == Waited::Exited {
-            log::info("dump", format_args!("{target} exited {} after {}", since(start), plan.signal));
-            return Ok(Fate::Exited { phase: Phase::Dump });
+            return exited(Phase::Dump);
         }
     }
 
     if !plan.force && waited != Waited::Escalated {
-        log::warn("wait", format_args!("{target} still runs after {}; not killing it without --force", since(start)));
+        log::emit(Event::GaveUp { target: subject, after: start.elapsed() });
         return Ok(Fate::StillRunning);
     }
     if send(target, Signal::SIGKILL)? == Delivery::Gone {
-        return Ok(exited_meanwhile(target, Phase::Kill));
+        return Ok(exited_meanwhile(&subject, Phase::Kill));
     }
-    log::info("kill", format_args!("SIGKILL -> {target}"));
+    sent(Phase::Kill, Signal::SIGKILL, None);
     let killed_at = Instant::now();
     if within(clock, KILL_CONFIRM, target.exited()).await.is_some() {
-        log::info("kill", format_args!("{target} killed ({} after SIGKILL)", since(killed_at)));
+        log::emit(Event::Killed { target: subject, after: killed_at.elapsed() });
         Ok(Fate::Killed)
     } else {
-        log::warn(
-            "kill",
-            format_args!("{target} survived SIGKILL for {} (uninterruptible sleep?)", fmt_duration(KILL_CONFIRM)),
-        );
+        log::emit(Event::SurvivedKill { target: subject, confirm: KILL_CONFIRM });
         Ok(Fate::SurvivedKill)
     }
 }
 
-fn exited_meanwhile<T: Target>(target: &T, phase: Phase) -> Fate {
-    log::info(phase.name(), format_args!("{target} exited before {}", phase.name()));
+fn exited_meanwhile(subject: &Subject, phase: Phase) -> Fate {
+    log::emit(Event::ExitedBefore { phase, target: subject.clone() });
     Fate::Exited { phase }
 }
 
@@ -441,6 +430,10 @@ mod tests {
     }
 
     impl Target for Fake {
+        fn subject(&self) -> Subject {
+            Subject::process(0, self.name)
+        }
+
         fn signal(&self, signal: Signal) -> io::Result<Delivery> {
             if self.gone() {
                 return Ok(Delivery::Gone);
@@ -713,7 +706,7 @@ mod tests {
         assert_eq!(fitted.fit(3 * SECOND, 60 * SECOND), None, "fits already");
         assert_eq!(fitted, full);
 
-        let note = fitted.fit(3 * SECOND, 40 * SECOND).unwrap();
+        let note = fitted.fit(3 * SECOND, 40 * SECOND).unwrap().render().message;
         assert_eq!((fitted.drain, fitted.wait), (4 * SECOND, 30 * SECOND));
         assert!(note.contains("drain shortened from 10s to 4s") && !note.contains("wait"), "{note}");
 
@@ -723,7 +716,7 @@ mod tests {
         assert_eq!(fitted.worst_case(3 * SECOND), 20 * SECOND);
 
         let mut fitted = full;
-        let note = fitted.fit(3 * SECOND, 4 * SECOND).unwrap();
+        let note = fitted.fit(3 * SECOND, 4 * SECOND).unwrap().render().message;
         assert_eq!((fitted.drain, fitted.wait), (Duration::ZERO, Duration::ZERO));
         assert!(note.contains("still 2s over"), "{note}");
     }

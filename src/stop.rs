@@ -19,6 +19,7 @@ use nix::sys::signal::Signal;
 
 use crate::cli::{DrainArgs, StopArgs};
 use crate::deregister::Deregistration;
+use crate::event::{Event, NotCaught, PlanFields, Scope, Subject};
 use crate::exit::{coded, Exit};
 use crate::log;
 use crate::pidfile::{self, Authority, Found, Freshness};
@@ -91,20 +92,17 @@ impl StopTarget {
                     // Before the first signal this is a refusal of the whole
                     // target (see check_target), not a warning.
                     if self.last_signal.get().is_some() {
-                        log::warn(
-                            "signal",
-                            format_args!(
-                            "leaving group member {pid} ({}) alone: it belongs to {}, whom the pidfile's rule excludes",
-                            member.identity().comm,
-                            platform::user_name(status.uid)
-                        ),
-                        );
+                        log::emit(Event::MemberLeftAlone {
+                            pid,
+                            comm: member.identity().comm.clone(),
+                            owner: platform::user_name(status.uid),
+                        });
                     }
                     self.refused.borrow_mut().push(pid);
                     continue;
                 }
             }
-            log::debug("signal", format_args!("group member {pid} ({})", member.identity().comm));
+            log::emit(Event::GroupMember { pid, comm: member.identity().comm.clone() });
             let member = Rc::new(member);
             self.members.borrow_mut().push(Rc::clone(&member));
             found.push(member);
@@ -115,11 +113,7 @@ impl StopTarget {
 
 impl fmt::Display for StopTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.process.pid(), self.process.identity().comm)?;
-        if self.group {
-            write!(f, " and its process group {}", self.process.identity().pgrp)?;
-        }
-        Ok(())
+        self.subject().fmt(f)
     }
 }
 
@@ -135,6 +129,12 @@ fn signal_members(members: &[Rc<Process>], signal: Signal) -> io::Result<Deliver
 }
 
 impl Target for StopTarget {
+    fn subject(&self) -> Subject {
+        let identity = self.process.identity();
+        let scope = if self.group { Scope::Group(identity.pgrp) } else { Scope::Process };
+        Subject { pid: self.process.pid(), comm: identity.comm.clone(), scope }
+    }
+
     fn signal(&self, signal: Signal) -> io::Result<Delivery> {
         let mut delivery = self.process.signal(signal)?;
         if self.group {
@@ -173,8 +173,8 @@ impl Target for StopTarget {
                 return;
             }
             if let Some(signal) = self.last_signal.get() {
-                let pids: Vec<String> = newcomers.iter().map(|m| m.pid().to_string()).collect();
-                log::info("signal", format_args!("{signal} -> {}, new in the group of {self}", pids.join(", ")));
+                let pids = newcomers.iter().map(|m| m.pid()).collect();
+                log::emit(Event::GroupNewcomers { signal, pids, target: self.subject() });
                 // A newcomer that cannot be signalled is still awaited: the wait's
                 // bound then decides, and the outcome says it still runs.
                 let _ = signal_members(&newcomers, signal);
@@ -183,7 +183,7 @@ impl Target for StopTarget {
                 }
             }
         }
-        log::warn("wait", format_args!("the group of {self} keeps gaining members; not waiting for it any more"));
+        log::emit(Event::GroupKeepsGrowing { target: self.subject() });
         std::future::pending::<()>().await;
     }
 }
@@ -210,16 +210,16 @@ fn listen_for_requests() -> Result<Requests> {
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     tokio::spawn(async move {
         loop {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
+            let signal = tokio::select! {
+                _ = term.recv() => Signal::SIGTERM,
+                _ = int.recv() => Signal::SIGINT,
                 _ = hup.recv() => {
-                    log::info("request", format_args!("received SIGHUP: ignored, the stop goes on"));
+                    log::emit(Event::HangupIgnored);
                     continue;
                 }
             };
             tx.send_modify(|n| *n += 1);
-            log::info("request", format_args!("received {name}"));
+            log::emit(Event::StopRequested { signal, count: *tx.borrow() });
         }
     });
     Ok(requests)
@@ -231,14 +231,26 @@ pub(crate) fn fit(
     mut plan: Plan,
     deadline: Option<Duration>,
     what: &str,
+    targets: &[Subject],
 ) -> Plan {
     let before = deregistration.map_or(Duration::ZERO, Deregistration::worst_case);
     if let Some(deregistration) = deregistration {
-        log::info("plan", format_args!("deregister {} (at most {})", deregistration.describe(), log::span(before)));
+        log::emit(deregistration.planned());
     }
-    log::info("plan", format_args!("{what}; worst case {}", log::span(plan.worst_case(before))));
-    if let Some(note) = deadline.and_then(|deadline| plan.fit(before, deadline)) {
-        log::warn("plan", format_args!("{note}"));
+    log::emit(Event::Planned {
+        summary: what.to_string(),
+        targets: targets.to_vec(),
+        steps: PlanFields {
+            drain: plan.drain,
+            signal: Some(plan.signal),
+            wait: Some(plan.wait),
+            dump: plan.dump.map(|d| (d.signal, d.wait)),
+            force: Some(plan.force),
+        },
+        worst: plan.worst_case(before),
+    });
+    if let Some(event) = deadline.and_then(|deadline| plan.fit(before, deadline)) {
+        log::emit(event);
     }
     plan
 }
@@ -249,10 +261,10 @@ pub async fn drain(args: &DrainArgs) -> Result<Exit> {
     let deregistration = Deregistration::new(&args.pre_stop)?;
     let plan =
         Plan { drain: args.pre_stop.drain, signal: Signal::SIGTERM, wait: Duration::ZERO, dump: None, force: false };
-    let what = format!("drain {}", log::span(plan.drain));
-    let drain = fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &what).drain;
+    let what = format!("drain {}", crate::event::span(plan.drain));
+    let drain = fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &what, &[]).drain;
     sequence::before_signal(&deregistration.as_ref(), drain, &requests, &PreciseClock).await?;
-    log::info("done", format_args!("deregistered and drained"));
+    log::emit(Event::Drained);
     Ok(Exit::Success)
 }
 
@@ -272,7 +284,7 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
     for &pid in &args.pids {
         match platform::pin(pid, mode).with_context(|| format!("cannot watch PID {pid}"))? {
             Pinned::Running(process) => add(process, Authority::Any),
-            Pinned::NotRunning(why) => log::info("plan", format_args!("PID {pid} is not running ({})", describe(why))),
+            Pinned::NotRunning(why) => log::emit(Event::NotRunning { pid, reason: describe(why) }),
             Pinned::Thread { of } => {
                 return Err(coded(Exit::Usage, format!("PID {pid} is refused: it is a thread of process {of}")))
             }
@@ -289,28 +301,31 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
         check_target(target, &plan)?;
     }
     if targets.is_empty() {
-        log::info("plan", format_args!("nothing to stop: no target is running"));
+        log::emit(Event::NothingToStop);
         return Ok(if args.missing_ok { Exit::Success } else { Exit::NotRunning });
     }
     for target in &targets {
         let watch = if target.process.uses_pidfd() { "pidfd" } else { "polling /proc" };
-        log::debug("plan", format_args!("watching {} by {watch}", target.process.pid()));
+        log::emit(Event::Watching { pid: target.process.pid(), by: watch });
     }
     let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
-    let plan =
-        fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &format!("stop {}: {plan}", names.join(", ")));
+    let subjects: Vec<Subject> = targets.iter().map(Target::subject).collect();
+    let plan = fit(
+        deregistration.as_ref(),
+        plan,
+        args.pre_stop.deadline,
+        &format!("stop {}: {plan}", names.join(", ")),
+        &subjects,
+    );
 
     let fates = sequence::stop_all(&targets, &deregistration.as_ref(), &plan, &requests, &PreciseClock).await?;
     let killed = fates.iter().filter(|f| **f == Fate::Killed).count();
     let running = fates.iter().filter(|f| !f.is_gone()).count();
     if running > 0 {
-        log::warn("done", format_args!("{running} of {} target(s) still running", fates.len()));
+        log::emit(Event::StillRunningAtEnd { running, of: fates.len() });
         return Ok(Exit::StillRunning);
     }
-    log::info(
-        "done",
-        format_args!("{} target(s) gone ({} exited, {killed} killed)", fates.len(), fates.len() - killed),
-    );
+    log::emit(Event::Stopped { of: fates.len(), killed });
     Ok(Exit::Success)
 }
 
@@ -353,15 +368,18 @@ fn check_target(target: &StopTarget, plan: &Plan) -> Result<()> {
     }
     if let Some(status) = status {
         let signal = plan.signal;
+        let warn = |signal: Signal, how: NotCaught| {
+            log::emit(Event::SignalNotCaught { target: target.subject(), signal, how });
+        };
         if procfs::mask_has(status.sig_ignored, signal as i32) {
-            log::warn("plan", format_args!("{target} ignores {signal}: it will not stop on it"));
+            warn(signal, NotCaught::Ignored);
         } else if !procfs::mask_has(status.sig_caught, signal as i32)
             && !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP)
         {
-            log::warn("plan", format_args!("{target} does not catch {signal}: it will die at once, without cleanup"));
+            warn(signal, NotCaught::Default);
         }
         if let Some(dump) = plan.dump.filter(|d| procfs::mask_has(status.sig_ignored, d.signal as i32)) {
-            log::warn("plan", format_args!("{target} ignores {}: --dump will do nothing", dump.signal));
+            warn(dump.signal, NotCaught::DumpIgnored);
         }
     }
     Ok(())
@@ -374,7 +392,7 @@ fn resolve_pidfile(path: &Path, mode: WatchMode) -> Result<Option<(Process, Auth
     let shown = path.display();
     let file = match pidfile::read(path)? {
         Found::Missing(at) => {
-            log::info("plan", format_args!("pidfile {shown} does not exist ({at} is missing): not running"));
+            log::emit(Event::PidfileMissing { path: shown.to_string(), missing: at.to_string() });
             return Ok(None);
         }
         Found::Pidfile(file) => file,
@@ -384,7 +402,7 @@ fn resolve_pidfile(path: &Path, mode: WatchMode) -> Result<Option<(Process, Auth
         match platform::pin(pid, mode).with_context(|| format!("cannot watch PID {pid} from pidfile {shown}"))? {
             Pinned::Running(process) => process,
             Pinned::NotRunning(why) => {
-                log::info("plan", format_args!("pidfile {shown}: PID {pid} is not running ({}): stale", describe(why)));
+                log::emit(Event::PidfileDead { path: shown.to_string(), pid, reason: describe(why) });
                 return Ok(None);
             }
             Pinned::Thread { of } => bail!("pidfile {shown} holds a refused PID: {pid} is a thread of process {of}"),
@@ -399,13 +417,12 @@ fn resolve_pidfile(path: &Path, mode: WatchMode) -> Result<Option<(Process, Auth
     match file.freshness(started, SystemTime::now()) {
         Freshness::Fresh => Ok(Some((process, file.authority))),
         stale @ Freshness::Stale(_) => {
-            log::info(
-                "plan",
-                format_args!(
-                    "pidfile {shown} is stale: PID {pid} ({}) is not its process ({stale}); not touching it",
-                    process.identity().comm
-                ),
-            );
+            log::emit(Event::PidfileStale {
+                path: shown.to_string(),
+                pid,
+                comm: process.identity().comm.clone(),
+                reason: stale.to_string(),
+            });
             Ok(None)
         }
         future @ Freshness::Future(_) => bail!(

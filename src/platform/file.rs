@@ -1,5 +1,5 @@
 //! Bounded, non-blocking reads of small files the user names (a request body,
-//! a CA bundle).
+//! a CA bundle), and the opening of the log file (`--log-file`).
 //!
 //! It owns the rule that such a file must be a regular file no larger than a
 //! limit, and the way that rule is checked without ever blocking: the path is
@@ -31,6 +31,41 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     }
     let (file, size) = open_regular(path)?;
     read_bounded(file, size, limit)
+}
+
+/// Opens `--log-file` for appending, creating it (mode 0600) when missing.
+///
+/// The open never blocks: a FIFO without a reader is an error (ENXIO) rather
+/// than a hang; once open, the descriptor is made blocking again so that no
+/// line is lost to EAGAIN. A symlink as the last component is refused
+/// (`O_NOFOLLOW`: a root gracestop must not append to wherever a link in a
+/// shared directory points), except under `/proc/` and `/dev/`, whose links
+/// the kernel makes (`/proc/1/fd/2`, `/dev/stderr`). Never a controlling
+/// terminal, never inherited by the child.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    let kernel_links = path.starts_with("/proc/") || path.starts_with("/dev/");
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    if !kernel_links {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file =
+        OpenOptions::new().append(true).create(true).mode(0o600).custom_flags(flags).open(path).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "is a symbolic link (only /proc/ and /dev/ links are followed)",
+                )
+            } else if e.raw_os_error() == Some(libc::ENXIO) {
+                io::Error::new(io::ErrorKind::InvalidInput, "is a FIFO without a reader")
+            } else {
+                e
+            }
+        })?;
+    let blocking = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)
+        .map(|bits| nix::fcntl::OFlag::from_bits_truncate(bits) & !nix::fcntl::OFlag::O_NONBLOCK)
+        .and_then(|bits| nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(bits)));
+    blocking.map_err(io::Error::from)?;
+    Ok(file)
 }
 
 /// Opens `path` without blocking and checks, on the open descriptor, that it is
@@ -127,6 +162,26 @@ mod tests {
             panic!("opening a FIFO blocked");
         };
         assert_eq!(result.unwrap_err(), "is a FIFO, not a regular file");
+    }
+
+    #[test]
+    fn the_log_file_is_appended_to_and_symlinks_outside_proc_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        std::fs::write(&path, "before\n").unwrap();
+        writeln!(open_log(&path).unwrap(), "after").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "before\nafter\n");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(open_log(&link).unwrap_err().to_string().contains("symbolic link"));
+        assert!(open_log(Path::new("/dev/null")).is_ok());
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(open_log(&fifo).unwrap_err().to_string().contains("without a reader"));
+        let created = dir.path().join("new.log");
+        open_log(&created).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&created).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

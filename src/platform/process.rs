@@ -103,7 +103,7 @@ pub fn pin(pid: i32, mode: WatchMode) -> io::Result<Pinned> {
             }
             // No pidfd here: ENOSYS on old kernels, EPERM from some seccomp profiles.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
-                crate::log::debug("plan", format_args!("pidfd unavailable ({e}); polling /proc for {pid}"));
+                crate::log::emit(crate::event::Event::PidfdUnavailable { pid, error: e.to_string() });
                 None
             }
             Err(e) => return Err(e),
