@@ -25,51 +25,43 @@
 //! codes, and `main` the one place that leaves the process.
 
 pub mod cli;
+pub mod config;
 pub mod deregister;
+pub mod drain;
 pub mod event;
 pub mod exit;
 pub mod log;
 pub mod pidfile;
 pub mod platform;
+pub mod requests;
 pub mod run;
 pub mod sequence;
 pub mod stop;
 
 use anyhow::Result;
 
-use cli::{Cli, Command};
+use config::{Command, LogConfig};
 use exit::Exit;
 
-/// Runs a parsed command line to its exit code.
-pub async fn run(cli: Cli) -> Result<Exit> {
-    match cli.command {
-        Command::Stop(args) => stop::stop(&args).await,
-        Command::Drain(args) => stop::drain(&args).await,
+/// Runs a command to its exit code.
+pub async fn run(command: Command) -> Result<Exit> {
+    match command {
+        Command::Stop(config) => stop::stop(&config).await,
+        Command::Drain(config) => drain::drain(&config).await,
         // `run` keeps 1..=124 for its child's own codes: its failures are 125.
-        Command::Run(args) => run::run(&args).await.map_err(exit::internal_unless_coded),
+        Command::Run(config) => run::run(&config).await.map_err(exit::internal_unless_coded),
     }
 }
 
-/// The log the command line asks for, with `--log-file` opened. A file that
-/// cannot be opened is a usage error: nothing has been touched yet.
-pub fn log_options(cli: &Cli) -> Result<log::Options> {
-    let verbosity = if cli.quiet {
-        log::Verbosity::Quiet
-    } else if cli.verbose > 0 {
-        log::Verbosity::Verbose
-    } else {
-        log::Verbosity::Normal
-    };
-    let format = match cli.log_format {
-        cli::LogFormatArg::Human => log::Format::Human,
-        cli::LogFormatArg::Json => log::Format::Json,
-    };
-    let file = match &cli.log_file {
+/// The log's options, with `--log-file` opened. A file that cannot be opened
+/// is a usage error: nothing has been touched yet.
+pub fn log_options(config: &LogConfig) -> Result<log::Options> {
+    let file = match &config.file {
         Some(path) => Some(
             platform::file::open_log(path)
-                .map_err(|e| exit::coded(exit::Exit::Usage, format!("cannot open log file {}: {e}", path.display())))?,
+                .map_err(|e| exit::coded(Exit::Usage, format!("cannot open log file {}: {e}", path.display())))?,
         ),
         None => None,
     };
-    Ok(log::Options { verbosity, format, file })
+    Ok(log::Options { verbosity: config.verbosity, format: config.format, file })
 }
