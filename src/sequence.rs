@@ -247,7 +247,7 @@ impl fmt::Display for StopPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}, wait {}", self.action, setting(self.wait))?;
         if let Some(dump) = self.dump {
-            write!(f, ", then {} and wait {}", dump.signal, humantime::format_duration(dump.wait))?;
+            write!(f, ", then {} and wait {}", dump.signal, setting(dump.wait))?;
         }
         if self.force {
             write!(f, ", then SIGKILL")
