@@ -123,7 +123,20 @@ fn page(cmd: &clap::Command, subs: &[clap::Command], names: &[String]) -> String
     render_examples(&mut roff, &examples);
     see_also(&mut roff, &name, names);
     roff.to_writer(&mut out).expect("render to memory");
-    String::from_utf8(out).expect("roff is UTF-8")
+    once_preamble(&String::from_utf8(out).expect("roff is UTF-8"))
+}
+
+/// The text with only the first copy of the preamble that each roff rendering
+/// starts with (the `Aq` string), as one rendering in one piece would have it.
+fn once_preamble(text: &str) -> String {
+    const PREAMBLE: &str = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+    match text.find(PREAMBLE) {
+        Some(first) => {
+            let end = first + PREAMBLE.len();
+            format!("{}{}", &text[..end], text[end..].replace(PREAMBLE, ""))
+        }
+        None => text.to_string(),
+    }
 }
 
 /// The long about without its `Example:` paragraphs, and those examples
@@ -489,6 +502,7 @@ fn every_page_has_its_sections_exit_codes_variables_and_examples() {
             assert!(text.contains(section), "{path} lacks {section}:\n{text}");
         }
         assert!(!text.contains(".SH EXTRA") && !text.contains("Example:"), "{path}: {text}");
+        assert_eq!(text.matches(".ds Aq").count(), 2, "{path}: one preamble (.ie/.el)");
         assert!(text.contains(".TH GRACESTOP") && text.contains(env!("CARGO_PKG_VERSION")), "{path}");
     }
     for sub in top.get_subcommands().filter(|s| s.get_name() != "help") {
