@@ -4,6 +4,7 @@ mod support;
 
 mod deregister;
 mod fixtures;
+mod generated;
 mod init;
 mod peers;
 mod properties;
