@@ -87,7 +87,7 @@ impl Exit {
     /// What the code means, in a few words.
     pub fn meaning(self) -> &'static str {
         match self {
-            Exit::Success => "every target is gone (exited, or killed with --force); drain: done",
+            Exit::Success => "success: every target is gone (exited, or killed with --force), or the drain is done",
             Exit::Failure => "operational error (permission, pidfile, strict deregistration failed)",
             Exit::Usage => "usage error (bad flag, duration, signal, PID, URL); nothing was touched",
             Exit::NotRunning => {
