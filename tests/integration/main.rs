@@ -7,6 +7,7 @@ mod fixtures;
 mod init;
 mod peers;
 mod properties;
+mod readme;
 mod run;
 mod soak;
 mod stop;
