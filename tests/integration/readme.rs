@@ -39,6 +39,7 @@ fn readme_demo_runs_as_written_and_shows_what_it_claims() {
     let started = Instant::now();
     let mut build = Command::new(env!("CARGO"));
     build.args(["build", "--release", "--quiet", "--bin", "gracestop", "--example", "demo_service"]).current_dir(ROOT);
+    as_from_a_shell(&mut build);
     let (status, output) = run_bounded(&mut build, BUILD_LIMIT);
     assert!(status.success(), "cargo build --release failed ({status}):\n{output}");
     eprintln!("readme: release build took {:.1?}", started.elapsed());
@@ -46,6 +47,7 @@ fn readme_demo_runs_as_written_and_shows_what_it_claims() {
     let started = Instant::now();
     let mut demo = Command::new("bash");
     demo.arg("-c").arg(command).current_dir(ROOT);
+    as_from_a_shell(&mut demo);
     let (status, output) = run_bounded(&mut demo, DEMO_LIMIT);
     eprintln!("readme: {command:?} took {:.1?}", started.elapsed());
     assert!(status.success(), "{command:?} failed ({status}):\n{output}");
@@ -81,6 +83,24 @@ fn readme_claims_checker_catches_drift() {
     assert!(check_claims(claimed, &one_run).is_err());
     let readme_lies = claimed.replace("gracestop run: 0 of", "gracestop run: 2 of");
     assert!(check_claims(&readme_lies, good).unwrap_err().contains("README"));
+}
+
+/// Removes what `cargo test` adds to a test's environment, so that the command
+/// runs as a user's shell would run it. It matters for more than looks: a build
+/// script (ring's) tracks `CARGO_MANIFEST_DIR`, and a nested `cargo build` that
+/// inherits it rebuilds the whole release binary, and the next plain `cargo
+/// build --release` from a shell rebuilds it once more.
+fn as_from_a_shell(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let added = ["CARGO_PKG_", "CARGO_BIN_EXE_"].iter().any(|prefix| name.starts_with(prefix))
+            || ["CARGO", "CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_TARGET_TMPDIR"]
+                .contains(&name)
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_BIN_NAME", "OUT_DIR"].contains(&name);
+        if added {
+            command.env_remove(name);
+        }
+    }
 }
 
 /// The text from the "## Try it" heading to the next `## ` heading.
