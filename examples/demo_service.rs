@@ -175,7 +175,11 @@ fn serve(options: &Options) -> Result<ExitCode, String> {
         if service.stopping.load(Ordering::SeqCst) {
             break;
         }
-        let Ok(stream) = connection else { continue };
+        let Ok(stream) = connection else {
+            // Out of descriptors, or the like: back off rather than spin.
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         *service.in_flight.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         let service = Arc::clone(&service);
         thread::spawn(move || {
