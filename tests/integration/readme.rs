@@ -77,6 +77,17 @@ fn readme_claims_checker_catches_drift() {
     assert!(check_claims(claimed, &control_lost_nothing).unwrap_err().contains("control"));
     let reworded = good.replace("drain waiting", "drain sleeping");
     assert!(check_claims(claimed, &reworded).unwrap_err().contains("drain waiting"));
+    let shorter_drain = good.replace("waiting 1s", "waiting 2s");
+    assert!(check_claims(claimed, &shorter_drain).unwrap_err().contains("drain waiting"));
+    assert_eq!(
+        shape("lb: +1.515s instance DOWN after 2 failed health checks (HTTP 503)"),
+        "lb: +#.#s instance DOWN after 2 failed health checks (HTTP 503)"
+    );
+    assert_eq!(shape("demo: kill -15 21089 (gracestop)"), "demo: kill -15 # (gracestop)");
+    assert_eq!(
+        shape("deregister POST http://127.0.0.1:40461/deregister -> 200 (1.4 ms)"),
+        "deregister POST http://#.#.#.#:#/deregister -> 200 (#.# ms)"
+    );
     let too_few = good.replace("of 150", "of 20");
     assert!(check_claims(claimed, &too_few).unwrap_err().contains("implausible"));
     let one_run = good.lines().filter(|l| !l.starts_with("kill -15")).collect::<Vec<_>>().join("\n");
@@ -142,13 +153,41 @@ fn summaries(text: &str) -> BTreeMap<String, (u64, u64)> {
     text.lines().filter_map(summary).map(|(label, failed, total)| (label, (failed, total))).collect()
 }
 
-/// A line with every run of digits (times, PIDs, ports, counts) replaced by `#`.
+/// Words after which a number means something (a status or exit code, a
+/// signal, a setting) and must match; every other number is one that changes
+/// from run to run (a time, a PID, a port, a count).
+const MEANINGFUL: [&str; 11] = [
+    "HTTP ",
+    "deregister -> ",
+    "status ",
+    "exits ",
+    "with ",
+    "kill -",
+    "drain ",
+    "waiting ",
+    "wait ",
+    "after ",
+    "every ",
+];
+
+/// A line with every run of digits that changes from run to run replaced by `#`.
 fn shape(line: &str) -> String {
+    let line = line.trim();
     let mut shaped = String::new();
-    for c in line.trim().chars() {
+    let mut literal = false;
+    for (at, c) in line.char_indices() {
         if !c.is_ascii_digit() {
             shaped.push(c);
-        } else if !shaped.ends_with('#') {
+            literal = false;
+            continue;
+        }
+        let starts_run = !line[..at].ends_with(|p: char| p.is_ascii_digit());
+        if starts_run {
+            literal = MEANINGFUL.iter().any(|word| line[..at].ends_with(word));
+        }
+        if literal {
+            shaped.push(c);
+        } else if starts_run {
             shaped.push('#');
         }
     }
