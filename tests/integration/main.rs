@@ -8,6 +8,7 @@ mod generated;
 mod init;
 mod peers;
 mod properties;
+mod readme;
 mod run;
 mod soak;
 mod stop;
