@@ -337,12 +337,13 @@ fn secret_header_from_the_environment_is_sent_and_never_shown_in_json() {
     let planned = position(&events, 0, "plan", "planned");
     let targets = events[planned].value["targets"].as_array().expect("targets array");
     assert!(targets.is_empty(), "drain has no target: {}", events[planned].raw);
-    assert!(!events[planned].has("signal"), "drain sends no signal: {}", events[planned].raw);
     let retry = position(&events, 0, "deregister", "deregister_retry");
     let shown = events[retry].str("url");
     assert!(shown.contains(&format!("127.0.0.1:{}/down", registry.port)) && shown.contains("dc=eu"), "{shown}");
     position(&events, retry + 1, "deregister", "deregistered");
     position(&events, 0, "done", "drained");
+    // Last, so that the checks above are reported even when this one fails.
+    assert!(!events[planned].has("signal"), "drain sends no signal, so `signal` is absent: {}", events[planned].raw);
 }
 
 // 2. run at -v: forwarded signals, reaped orphans, the child's exit, gracestop's.
@@ -683,8 +684,10 @@ fn log_file_proc_1_fd_2_reaches_the_stderr_of_pid_1() {
         return;
     }
     let sandbox = Sandbox::new();
+    // The hook runs in a shell of its own, which redirects its own stderr (dash
+    // applies a simple command's redirections in the parent shell, here PID 1).
     let script = r#"
-        "$GS" --log-format json drain --drain 0 --log-file /proc/1/fd/2 2>hook-stderr
+        sh -c 'exec 2>hook-stderr; exec "$GS" --log-format json drain --drain 0 --log-file /proc/1/fd/2'
         echo $? > hook-status
     "#;
     let output = in_pid_namespace(&sandbox.path(""), script);
@@ -729,7 +732,8 @@ fn countdown_is_redrawn_on_a_terminal_and_cleared_before_the_next_line() {
     assert!(values.len() >= 2, "fewer than two countdown renderings {values:?}:\n{session}");
     assert!(values.windows(2).all(|w| w[0] < w[1]) && values.iter().all(|v| *v <= 4), "{values:?}:\n{session}");
     // Cleared before the next event line, which is whole on its own line.
-    let next = shown.find("still runs after 4s").unwrap_or_else(|| panic!("no end of the wait:\n{session}"));
+    let end = format!("wait warning: {pid} ({comm}) still runs after ");
+    let next = shown.find(&end).unwrap_or_else(|| panic!("no {end:?}:\n{session}"));
     let line_start = shown[..next].rfind("gracestop: +").unwrap_or_else(|| panic!("{session}"));
     assert!(shown[..line_start].ends_with("\r\x1b[K"), "not cleared before the next line:\n{shown:?}");
     assert!(!shown[line_start..next].contains("waiting for"), "{shown:?}");
@@ -740,6 +744,7 @@ fn countdown_is_redrawn_on_a_terminal_and_cleared_before_the_next_line() {
 fn no_countdown_when_stderr_is_a_file() {
     let sandbox = Sandbox::new();
     let target = sandbox.target(&["--on-term", "ignore"]);
+    let comm = comm_of(target.pid);
     let pid = target.pid.to_string();
     let out = sandbox.path("stderr.txt");
     let mut child = stop_command(Mode::Pidfd, &["--pid", &pid, "--wait", "2"])
@@ -762,7 +767,7 @@ fn no_countdown_when_stderr_is_a_file() {
     };
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(status.code(), Some(4), "{text}");
-    assert!(text.contains("still runs after 2s"), "{text}");
+    assert!(text.contains(&format!("{pid} ({comm}) still runs after 2")), "{text}");
     assert!(!text.contains('\r') && !text.contains('\x1b') && !text.contains("waiting for"), "{text:?}");
 }
 
@@ -787,6 +792,7 @@ fn json_on_a_terminal_has_no_countdown() {
 fn log_file_on_a_terminal_has_no_countdown_in_the_file_nor_on_the_terminal() {
     let sandbox = Sandbox::new();
     let target = sandbox.target(&["--on-term", "ignore"]);
+    let comm = comm_of(target.pid);
     let pid = target.pid.to_string();
     let log = sandbox.path("tty.log");
     let command = [GRACESTOP, "stop", "--pid", &pid, "--wait", "2", "--log-file", log.to_str().unwrap()];
@@ -794,6 +800,6 @@ fn log_file_on_a_terminal_has_no_countdown_in_the_file_nor_on_the_terminal() {
     session.assert_exit(4);
     assert_eq!(session.shown.trim(), "", "the terminal shows nothing: {:?}", session.shown);
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("still runs after 2s"), "{text}");
+    assert!(text.contains(&format!("{pid} ({comm}) still runs after 2")), "{text}");
     assert!(!text.contains('\r') && !text.contains('\x1b') && !text.contains("waiting for"), "{text:?}");
 }
