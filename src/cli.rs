@@ -1,8 +1,9 @@
 //! The command line: clap types, whose doc comments are the `--help` text, the
-//! forgiving parsers for durations, signals and PIDs, and the redaction of
-//! clap's usage errors, which would otherwise quote a secret value whole.
+//! forgiving parsers for durations, signals and PIDs, the redaction of clap's
+//! usage errors, which would otherwise quote a secret value whole, and the one
+//! conversion into the domain configuration ([`Cli::into_config`]). Nothing
+//! outside this module, `lib` and `main` knows clap.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,9 +15,14 @@ use nix::sys::signal::Signal;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 
+use crate::config::{
+    self, check_pid, Config, DeregisterConfig, DrainConfig, Header, LogConfig, PreStopConfig, RunConfig,
+    SequenceConfig, StopConfig, TerminalMode,
+};
 use crate::deregister::{redact_header_text, redact_url_text};
 use crate::exit;
-use crate::sequence::{Dump, Plan};
+use crate::log;
+use crate::sequence::Dump;
 
 /// Stop services gracefully: signal, wait exactly as long as needed, escalate.
 ///
@@ -167,7 +173,7 @@ pub struct RunArgs {
     /// auto: keep when a deregistration or a drain is configured (Ctrl-C must
     /// run them), child otherwise.
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto", env = "GRACESTOP_TERMINAL")]
-    pub terminal: TerminalMode,
+    pub terminal: TerminalArg,
 
     #[command(flatten)]
     pub pre_stop: PreStopArgs,
@@ -192,7 +198,7 @@ pub enum LogFormatArg {
 /// `run --terminal`: who owns a terminal gracestop was started in the
 /// foreground of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TerminalMode {
+pub enum TerminalArg {
     /// `keep` when a deregistration or drain is configured, `child` otherwise.
     Auto,
     /// The child's process group gets the terminal (as under tini).
@@ -294,28 +300,77 @@ pub struct SequenceArgs {
     pub dump_wait: Duration,
 }
 
-impl SequenceArgs {
-    pub fn plan(&self, drain: Duration) -> Plan {
-        Plan {
-            drain,
-            signal: self.signal,
-            wait: self.wait,
-            dump: self.dump.map(|signal| Dump { signal, wait: self.dump_wait }),
-            force: self.force,
+impl Cli {
+    /// The domain configuration: the one place where the command line becomes
+    /// what the commands work with.
+    pub fn into_config(self) -> Config {
+        let verbosity = if self.quiet {
+            log::Verbosity::Quiet
+        } else if self.verbose > 0 {
+            log::Verbosity::Verbose
+        } else {
+            log::Verbosity::Normal
+        };
+        let format = match self.log_format {
+            LogFormatArg::Human => log::Format::Human,
+            LogFormatArg::Json => log::Format::Json,
+        };
+        let command = match self.command {
+            Command::Stop(args) => config::Command::Stop(StopConfig {
+                pids: args.pids,
+                pidfiles: args.pidfiles,
+                group: args.group,
+                missing_ok: args.missing_ok,
+                pre_stop: args.pre_stop.into_config(),
+                sequence: args.sequence.into_config(),
+            }),
+            Command::Drain(args) => config::Command::Drain(DrainConfig { pre_stop: args.pre_stop.into_config() }),
+            Command::Run(args) => config::Command::Run(RunConfig {
+                stop_on: args.stop_on,
+                single_child: args.single_child,
+                remap_exit: args.remap_exit,
+                pidfile: args.pidfile,
+                terminal: match args.terminal {
+                    TerminalArg::Auto => TerminalMode::Auto,
+                    TerminalArg::Child => TerminalMode::Child,
+                    TerminalArg::Keep => TerminalMode::Keep,
+                },
+                pre_stop: args.pre_stop.into_config(),
+                sequence: args.sequence.into_config(),
+                command: args.command,
+            }),
+        };
+        Config { log: LogConfig { verbosity, format, file: self.log_file }, command }
+    }
+}
+
+impl PreStopArgs {
+    fn into_config(self) -> PreStopConfig {
+        PreStopConfig {
+            deregister: DeregisterConfig {
+                urls: self.urls,
+                method: self.method,
+                headers: self.headers,
+                body: self.body,
+                timeout: self.timeout,
+                retries: self.retries,
+                strict: self.strict,
+                cacert: self.cacert,
+            },
+            drain: self.drain,
+            deadline: self.deadline,
         }
     }
 }
 
-/// A request header. Its value is a secret as far as the log is concerned.
-#[derive(Clone)]
-pub struct Header {
-    pub name: HeaderName,
-    pub value: HeaderValue,
-}
-
-impl fmt::Debug for Header {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ***", self.name)
+impl SequenceArgs {
+    fn into_config(self) -> SequenceConfig {
+        SequenceConfig {
+            signal: self.signal,
+            wait: self.wait,
+            force: self.force,
+            dump: self.dump.map(|signal| Dump { signal, wait: self.dump_wait }),
+        }
     }
 }
 
@@ -511,18 +566,6 @@ pub fn parse_pid(text: &str) -> Result<i32, String> {
     check_pid(number)
 }
 
-/// The PID rules of DESIGN.md §4: a whole number ≥ 2 that is not gracestop's own.
-/// `0` and negatives would mean process groups or every process to kill(2).
-pub fn check_pid(number: i64) -> Result<i32, String> {
-    match number {
-        n if n < 0 => Err(format!("PID {n} is refused: a negative PID means a process group, and -1 every process")),
-        0 => Err("PID 0 is refused: it means gracestop's own process group".into()),
-        1 => Err("PID 1 is refused: it is init".into()),
-        n if n == i64::from(std::process::id()) => Err(format!("PID {n} is refused: it is gracestop itself")),
-        n => i32::try_from(n).map_err(|_| format!("PID {n} is out of range")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,10 +704,9 @@ mod tests {
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         let cli =
             Cli::try_parse_from(["gracestop", "stop", "--pid", "42", "--dump", "--force", "--wait", "5"]).unwrap();
-        let Command::Stop(args) = cli.command else { panic!("stop") };
-        let plan = args.sequence.plan(args.pre_stop.drain);
-        assert_eq!(plan.dump, Some(Dump { signal: Signal::SIGQUIT, wait: Duration::from_secs(2) }));
-        assert_eq!(plan.wait, Duration::from_secs(5));
-        assert!(plan.force);
+        let config::Command::Stop(stop) = cli.into_config().command else { panic!("stop") };
+        assert_eq!(stop.sequence.dump, Some(Dump { signal: Signal::SIGQUIT, wait: Duration::from_secs(2) }));
+        assert_eq!(stop.sequence.wait, Duration::from_secs(5));
+        assert!(stop.sequence.force);
     }
 }

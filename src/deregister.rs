@@ -20,12 +20,12 @@ use futures_util::future::join_all;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Client, Method, StatusCode, Url};
 
-use crate::cli::PreStopArgs;
+use crate::config::DeregisterConfig;
 use crate::event::{span, Attempt, Event};
 use crate::exit::{coded, Exit};
 use crate::log;
 use crate::platform::file::read_regular;
-use crate::sequence::PreStop;
+use crate::sequence::{Step, StepRun};
 
 /// Backoff before retry `n` (1-based): 100 ms, 200 ms, 400 ms, … at most 1 s.
 fn backoff(retry: u32) -> Duration {
@@ -82,7 +82,7 @@ impl Deregistration {
     /// Validates the deregistration options and builds the clients. `Ok(None)`
     /// when there is no URL. Errors here are usage errors (exit 2): nothing has
     /// been called or signalled yet.
-    pub fn new(args: &PreStopArgs) -> Result<Option<Deregistration>> {
+    pub fn new(args: &DeregisterConfig) -> Result<Option<Deregistration>> {
         if args.urls.is_empty() {
             return Ok(None);
         }
@@ -139,21 +139,6 @@ impl Deregistration {
             direct,
             proxied,
         }))
-    }
-
-    /// The longest deregistration can take: every attempt timing out, plus backoffs.
-    pub fn worst_case(&self) -> Duration {
-        let attempts = self.retries + 1;
-        (self.timeout + OUTER_SLACK) * attempts + (1..attempts).map(backoff).sum::<Duration>()
-    }
-
-    /// The plan's line about this step.
-    pub fn planned(&self) -> Event {
-        Event::DeregisterPlanned {
-            method: self.method.to_string(),
-            urls: self.urls.iter().map(redact).collect(),
-            worst: self.worst_case(),
-        }
     }
 
     /// Calls one URL with retries; true on a 2xx answer.
@@ -213,18 +198,39 @@ impl Deregistration {
     }
 }
 
-impl PreStop for Deregistration {
-    async fn run(&self) -> Result<()> {
-        let results = join_all(self.urls.iter().map(|url| self.call(url))).await;
-        let failed = results.iter().filter(|ok| !**ok).count();
-        if failed == 0 {
-            return Ok(());
-        }
-        if self.strict {
-            return Err(anyhow::Error::new(StrictFailure { failed, of: self.urls.len() }));
-        }
-        log::emit(Event::DeregisterIncomplete { failed, of: self.urls.len() });
-        Ok(())
+impl Step for Deregistration {
+    fn name(&self) -> &'static str {
+        "deregister"
+    }
+
+    /// Every attempt timing out, plus the backoffs between them.
+    fn worst_case(&self) -> Duration {
+        let attempts = self.retries + 1;
+        (self.timeout + OUTER_SLACK) * attempts + (1..attempts).map(backoff).sum::<Duration>()
+    }
+
+    fn planned(&self) -> Option<Event> {
+        Some(Event::DeregisterPlanned {
+            method: self.method.to_string(),
+            urls: self.urls.iter().map(redact).collect(),
+            worst: self.worst_case(),
+        })
+    }
+
+    /// Calls every URL at once, each with its retries.
+    fn run(&self) -> StepRun<'_> {
+        Box::pin(async move {
+            let results = join_all(self.urls.iter().map(|url| self.call(url))).await;
+            let failed = results.iter().filter(|ok| !**ok).count();
+            if failed == 0 {
+                return Ok(());
+            }
+            if self.strict {
+                return Err(anyhow::Error::new(StrictFailure { failed, of: self.urls.len() }));
+            }
+            log::emit(Event::DeregisterIncomplete { failed, of: self.urls.len() });
+            Ok(())
+        })
     }
 }
 
@@ -538,7 +544,7 @@ mod tests {
 
     #[test]
     fn worst_case_counts_every_attempt_and_backoff() {
-        let args = PreStopArgs {
+        let args = DeregisterConfig {
             urls: vec![Url::parse("http://127.0.0.1:1/down").unwrap()],
             method: Method::POST,
             headers: vec![],
@@ -547,8 +553,6 @@ mod tests {
             retries: 2,
             strict: false,
             cacert: None,
-            drain: Duration::ZERO,
-            deadline: None,
         };
         let d = Deregistration::new(&args).unwrap().unwrap();
         assert_eq!(d.worst_case(), (Duration::from_secs(5) + OUTER_SLACK) * 3 + Duration::from_millis(300));

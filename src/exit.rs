@@ -87,7 +87,7 @@ impl Exit {
     /// What the code means, in a few words.
     pub fn meaning(self) -> &'static str {
         match self {
-            Exit::Success => "every target is gone (exited, or killed with --force); drain: done",
+            Exit::Success => "success: every target is gone (exited, or killed with --force), or the drain is done",
             Exit::Failure => "operational error (permission, pidfile, strict deregistration failed)",
             Exit::Usage => "usage error (bad flag, duration, signal, PID, URL); nothing was touched",
             Exit::NotRunning => {
@@ -137,6 +137,24 @@ pub fn help(command: Command) -> String {
     let mut text = String::from("Exit codes:");
     for exit in rows(command) {
         text.push_str(&format!("\n  {:>3}  {}", exit.shown_code(), exit.meaning()));
+    }
+    text
+}
+
+/// The README's table of exit codes (Markdown), between its markers.
+pub fn markdown() -> String {
+    let mut text = String::from("| code | commands | meaning |\n|---|---|---|\n");
+    for exit in Exit::ALL {
+        let commands: Vec<&str> = exit
+            .commands()
+            .iter()
+            .map(|c| match c {
+                Command::Stop => "stop",
+                Command::Drain => "drain",
+                Command::Run => "run",
+            })
+            .collect();
+        text.push_str(&format!("| {} | {} | {} |\n", exit.shown_code(), commands.join(", "), exit.meaning()));
     }
     text
 }
@@ -215,6 +233,26 @@ mod tests {
         let run = help(Command::Run);
         assert!(run.contains("127  COMMAND was not found") && run.contains("  N  the child's"), "{run}");
         assert!(!help(Command::Drain).contains("  4  "));
+    }
+
+    /// The README shows the table generated from [`Exit::ALL`]; with
+    /// `GRACESTOP_BLESS=1` this rewrites it instead of failing.
+    #[test]
+    fn the_readme_table_is_generated_from_this_one() {
+        const BEGIN: &str = "<!-- exit-codes: generated from src/exit.rs -->\n";
+        const END: &str = "<!-- end of exit-codes -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let start = readme.find(BEGIN).expect("README has the exit-codes marker") + BEGIN.len();
+        let end = start + readme[start..].find(END).expect("README has the end marker");
+        let want = markdown();
+        if readme[start..end] != want {
+            if std::env::var_os("GRACESTOP_BLESS").is_some() {
+                std::fs::write(path, format!("{}{want}{}", &readme[..start], &readme[end..])).unwrap();
+            } else {
+                panic!("README's exit-code table is stale: rerun with GRACESTOP_BLESS=1\n{want}");
+            }
+        }
     }
 
     #[test]

@@ -20,7 +20,8 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    match gracestop::log_options(&cli) {
+    let config = cli.into_config();
+    match gracestop::log_options(&config.log) {
         Ok(options) => log::init(options),
         Err(e) => {
             // Before the log exists: on stderr, whatever --log-file said.
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         .on_thread_start(gracestop::platform::block_signals_on_this_thread)
         .build();
     let result = match runtime {
-        Ok(runtime) => runtime.block_on(gracestop::run(cli)),
+        Ok(runtime) => runtime.block_on(gracestop::run(config.command)),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     let code = match result {

@@ -238,7 +238,7 @@ pub fn parse(bytes: &[u8]) -> Result<i32, String> {
         return Err(format!("does not hold one decimal PID: {}", quoted()));
     }
     let number: i64 = text.parse().map_err(|_| format!("holds a PID out of range: {}", quoted()))?;
-    crate::cli::check_pid(number).map_err(|why| format!("holds a refused PID: {why}"))
+    crate::config::check_pid(number).map_err(|why| format!("holds a refused PID: {why}"))
 }
 
 impl fmt::Display for Freshness {

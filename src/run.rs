@@ -31,20 +31,18 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
-use crate::cli::{RunArgs, TerminalMode};
+use crate::config::{RunConfig, TerminalMode};
 use crate::deregister::{Deregistration, StrictFailure};
 use crate::event::{Ended, Event, Scope, Subject};
 use crate::exit::{coded, Exit};
 use crate::log;
-use crate::platform::supervise::{self, Arrival, Reaped, Spawn, Terminal, FAULTS, SUSPEND};
-use crate::sequence::{self, Delivery, Fate, Plan, PreciseClock, Requests, Target};
-use crate::stop;
+use crate::platform::supervise::{self, Arrival, Intake, Reaped, Spawn, Terminal, FAULTS, SUSPEND};
+use crate::sequence::{self, Delivery, Fate, Plan, PreciseClock, Requests, StopPlan, Target};
 
 /// The supervised family: the child, its process group, and every descendant.
 struct Family {
@@ -344,32 +342,32 @@ impl JobControl {
 /// Whether the child's group gets the terminal at spawn: `--terminal child`, or
 /// `auto` with nothing to do before the signal (with a deregistration or a
 /// drain, Ctrl-C must reach gracestop to run them).
-fn child_takes_terminal(args: &RunArgs, deregistration: Option<&Deregistration>) -> bool {
-    match args.terminal {
+fn child_takes_terminal(config: &RunConfig) -> bool {
+    match config.terminal {
         TerminalMode::Child => true,
         TerminalMode::Keep => false,
-        TerminalMode::Auto => deregistration.is_none() && args.pre_stop.drain.is_zero(),
+        TerminalMode::Auto => config.pre_stop.is_empty(),
     }
 }
 
 type Sequence<'a> = Pin<Box<dyn Future<Output = Result<Vec<Fate>>> + 'a>>;
 
-pub async fn run(args: &RunArgs) -> Result<Exit> {
+pub async fn run(config: &RunConfig) -> Result<Exit> {
     // Before anything else, and before any thread exists, so every thread
     // inherits the mask: from here on every catchable signal is held until the
     // child exists; then the intake reads the ones gracestop acts on, and the
     // handlers forward the rest.
-    let signals = supervise::take_signals(&args.stop_on).context("cannot take over signal handling")?;
+    let signals = supervise::take_signals(&config.stop_on).context("cannot take over signal handling")?;
     supervise::become_subreaper().context("cannot become a child subreaper")?;
 
-    let deregistration = Deregistration::new(&args.pre_stop)?;
-    if shell_without_exec(&args.command) {
+    let deregistration = Deregistration::new(&config.pre_stop.deregister)?;
+    if shell_without_exec(&config.command) {
         log::emit(Event::ShellWithoutExec);
     }
     // Everything that can fail is done before the child exists: an error after
     // the spawn would leave it to the parent-death signal, without any drain.
     // The pidfile is held by its absolute path: gracestop moves to `/` below.
-    let pidfile = match &args.pidfile {
+    let pidfile = match &config.pidfile {
         Some(path) => {
             let absolute =
                 std::path::absolute(path).with_context(|| format!("cannot use pidfile {}", path.display()))?;
@@ -381,16 +379,44 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         None => PidfileGuard(None),
     };
     let jobs = JobControl { terminal: Terminal::open(), handed: Cell::new(false), suspended: Cell::new(false) };
+    let (gone_tx, gone) = watch::channel(false);
+    let family = spawn(config, &signals, &jobs, gone)?;
+    notify(&[sd_notify::NotifyState::Ready]);
+    supervise::trim_resident_code();
+
+    let (requests_tx, requests) = Requests::channel(0);
+    let mut supervisor = Supervisor {
+        config,
+        family: &family,
+        jobs: &jobs,
+        deregistration: deregistration.as_ref(),
+        requests: &requests,
+        requests_tx,
+        gone_tx,
+        status: None,
+        sequence: None,
+    };
+    let status = supervisor.supervise(&signals).await?;
+    drop(pidfile);
+
+    let code = exit_status(&status, &config.remap_exit);
+    log::emit(Event::Exiting { code });
+    Ok(Exit::Child(code))
+}
+
+/// Step one: launch COMMAND in its own process group (with the terminal, when
+/// it is to have it) and start forwarding signals to it.
+fn spawn(config: &RunConfig, signals: &Intake, jobs: &JobControl, gone: watch::Receiver<bool>) -> Result<Family> {
     // The terminal goes to the child only if gracestop holds it and its stdin is
     // it (a shell gives `cmd &` /dev/null as stdin, and keeps its terminal).
-    let hand_over = child_takes_terminal(args, deregistration.as_ref())
+    let hand_over = child_takes_terminal(config)
         && std::io::IsTerminal::is_terminal(&std::io::stdin())
         && jobs.terminal.as_ref().is_some_and(Terminal::is_ours);
     let here = supervise::leave_working_directory();
     let spawned = supervise::spawn(&Spawn {
-        argv: &args.command,
-        death_signal: args.sequence.signal,
-        stop_signal: args.sequence.signal,
+        argv: &config.command,
+        death_signal: config.sequence.signal,
+        stop_signal: config.sequence.signal,
         ignored: signals.ignored_at_start(),
         terminal: jobs.terminal.as_ref().filter(|_| hand_over),
         cwd: here.as_ref().map(std::os::fd::AsFd::as_fd),
@@ -404,125 +430,182 @@ pub async fn run(args: &RunArgs) -> Result<Exit> {
         }
     }
     let child = spawned.map_err(|e| {
-        coded(Exit::of_spawn_error(e.raw_os_error()), format!("cannot run {}: {e}", args.command[0].to_string_lossy()))
+        coded(
+            Exit::of_spawn_error(e.raw_os_error()),
+            format!("cannot run {}: {e}", config.command[0].to_string_lossy()),
+        )
     })?;
     jobs.handed.set(hand_over);
     // Cannot fail for a valid set; if it did, forwarding would merely stay held.
-    if let Err(e) = signals.forward_to(child, args.single_child) {
+    if let Err(e) = signals.forward_to(child, config.single_child) {
         log::emit(Event::CannotForward { error: e.to_string() });
     }
-    let name = Path::new(&args.command[0]).file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
+    let name =
+        Path::new(&config.command[0]).file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
     log::emit(Event::Started { target: Subject::process(child, name.as_str()) });
     if hand_over {
         log::emit(Event::TerminalChild);
     } else if jobs.terminal.as_ref().is_some_and(Terminal::is_ours) {
         log::emit(Event::TerminalKept);
     }
-    notify(&[sd_notify::NotifyState::Ready]);
-    supervise::trim_resident_code();
-
-    let (gone_tx, gone) = watch::channel(false);
-    let family = Family {
+    Ok(Family {
         child,
         name,
-        single_child: args.single_child,
+        single_child: config.single_child,
         child_reaped: Cell::new(false),
         killing: Cell::new(false),
-        stop_signal: args.sequence.signal,
+        stop_signal: config.sequence.signal,
         signalled_alone: Cell::new(false),
         gone,
-    };
-    let (requests_tx, requests) = Requests::channel(0);
-    // `run` never leaves descendants behind: the kill at the end is implied.
-    let plan = Plan { force: true, ..args.sequence.plan(args.pre_stop.drain) };
-    let leftovers = Plan { drain: Duration::ZERO, ..plan };
-    let mut status: Option<Reaped> = None;
-    let mut sequence: Option<Sequence<'_>> = None;
+    })
+}
 
-    loop {
-        tokio::select! {
-            biased;
-            batch = signals.next() => {
-                for arrival in batch.context("cannot read signals")? {
-                    let sig = arrival.signal;
-                    if sig == Signal::SIGCHLD {
-                        let (reaped, none_left) = supervise::reap();
-                        for r in reaped {
-                            if r.pid == child {
-                                log::emit(Event::ChildExited { target: Subject::process(child, family.name.as_str()), ended: ended(&r) });
-                                status = Some(r);
-                                family.child_reaped.set(true);
-                                jobs.child_gone(&family);
-                                orphans_follow(&family, sequence.is_some());
-                            } else {
-                                log::emit(Event::Reaped { pid: r.pid, ended: ended(&r) });
-                            }
-                        }
-                        if none_left && status.is_some() {
-                            gone_tx.send_replace(true);
-                        } else if family.killing.get() {
-                            let _ = family.signal(Signal::SIGKILL);
-                        }
-                        if !family.child_reaped.get() {
-                            if let Some(stopped_by) = supervise::stopped(child) {
-                                jobs.child_stopped(&family, stopped_by);
-                            }
-                        }
-                    } else if args.stop_on.contains(&sig) {
-                        requests_tx.send_modify(|n| *n += 1);
-                        log::emit(Event::StopRequested { signal: sig, count: *requests_tx.borrow() });
-                        if sequence.is_none() {
-                            let plan = stop::fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &format!("stop {family}: {plan}"), &[family.subject()]);
-                            let worst = plan.worst_case(deregistration.as_ref().map_or(Duration::ZERO, Deregistration::worst_case));
-                            let usec = u32::try_from(worst.as_micros()).unwrap_or(u32::MAX);
-                            notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::ExtendTimeoutUsec(usec)]);
-                            sequence = Some(Box::pin(sequence::stop_all_owned(&family, deregistration.as_ref(), plan, &requests, &PreciseClock)));
-                        }
-                    } else if SUSPEND.contains(&sig) {
-                        jobs.suspend(&family, sig);
-                    } else if sig == Signal::SIGCONT {
-                        jobs.resume(&family);
-                    } else {
-                        forward_checked(&family, arrival);
+/// The supervisor, in the manner of tini's loop: wait for the next signal (or
+/// the end of the stop sequence), act on it, and see whether the family is
+/// gone. Each kind of happening has its named step below.
+struct Supervisor<'a> {
+    config: &'a RunConfig,
+    family: &'a Family,
+    jobs: &'a JobControl,
+    deregistration: Option<&'a Deregistration>,
+    requests: &'a Requests,
+    /// Raised on every stop request; the sequence reads it through `requests`.
+    requests_tx: watch::Sender<u32>,
+    /// Set once the child is reaped and no descendant is left.
+    gone_tx: watch::Sender<bool>,
+    /// The child's status, once reaped.
+    status: Option<Reaped>,
+    /// The stop sequence under way, if any: the configured one after a stop
+    /// request, or the one for the leftovers after the child exited.
+    sequence: Option<Sequence<'a>>,
+}
+
+impl<'a> Supervisor<'a> {
+    /// Runs until the child and all its descendants are gone; returns the
+    /// child's status.
+    async fn supervise(&mut self, intake: &Intake) -> Result<Reaped> {
+        loop {
+            tokio::select! {
+                biased;
+                batch = intake.next() => {
+                    for arrival in batch.context("cannot read signals")? {
+                        self.on_signal(arrival);
+                    }
+                }
+                fates = async { self.sequence.as_mut().expect("guarded by the condition").await },
+                    if self.sequence.is_some() =>
+                {
+                    if self.on_sequence_end(fates)? {
+                        break;
                     }
                 }
             }
-            fates = async { sequence.as_mut().expect("guarded by the condition").await }, if sequence.is_some() => {
-                match fates {
-                    Ok(_) => break,
-                    // A strict deregistration failed: nothing was signalled. The
-                    // child keeps running under supervision; the next stop request
-                    // starts over and, being the second, skips to the signal.
-                    Err(e) if e.downcast_ref::<StrictFailure>().is_some() => {
-                        log::emit(Event::StrictFailureKeepsRunning { message: format!("{e:#}") });
-                        sequence = None;
-                    }
-                    Err(e) => return Err(e),
-                }
+            if self.family.is_gone() && self.sequence.is_none() {
+                break;
+            }
+            if self.status.is_some() && self.sequence.is_none() {
+                self.stop_leftovers();
             }
         }
-        if family.is_gone() && sequence.is_none() {
-            break;
-        }
-        if status.is_some() && sequence.is_none() {
-            log::emit(Event::StoppingLeftovers);
-            sequence = Some(Box::pin(sequence::stop_all_owned(
-                &family,
-                None::<&Deregistration>,
-                leftovers,
-                &requests,
-                &PreciseClock,
-            )));
+        let child = self.family.child;
+        self.status.take().ok_or_else(|| coded(Exit::Internal, format!("lost the exit status of {child}")))
+    }
+
+    /// A signal from the intake (every other signal was forwarded by its handler).
+    fn on_signal(&mut self, arrival: Arrival) {
+        let signal = arrival.signal;
+        if signal == Signal::SIGCHLD {
+            self.on_child_event();
+        } else if self.config.stop_on.contains(&signal) {
+            self.on_stop_request(signal);
+        } else if SUSPEND.contains(&signal) {
+            self.jobs.suspend(self.family, signal);
+        } else if signal == Signal::SIGCONT {
+            self.jobs.resume(self.family);
+        } else {
+            forward_checked(self.family, arrival);
         }
     }
-    drop(pidfile);
 
-    let Some(status) = status else {
-        return Err(coded(Exit::Internal, format!("lost the exit status of {child}")));
-    };
-    let code = exit_status(&status, &args.remap_exit);
-    log::emit(Event::Exiting { code });
-    Ok(Exit::Child(code))
+    /// SIGCHLD: reap everything that exited, note the child's status, and see
+    /// whether the child stopped instead (job control).
+    fn on_child_event(&mut self) {
+        let family = self.family;
+        let (reaped, none_left) = supervise::reap();
+        for r in reaped {
+            if r.pid == family.child {
+                self.on_child_exit(r);
+            } else {
+                log::emit(Event::Reaped { pid: r.pid, ended: ended(&r) });
+            }
+        }
+        if none_left && self.status.is_some() {
+            self.gone_tx.send_replace(true);
+        } else if family.killing.get() {
+            let _ = family.signal(Signal::SIGKILL);
+        }
+        if !family.child_reaped.get() {
+            if let Some(stopped_by) = supervise::stopped(family.child) {
+                self.jobs.child_stopped(family, stopped_by);
+            }
+        }
+    }
+
+    /// The child itself is reaped: its status is gracestop's, and the rest of
+    /// its family follows.
+    fn on_child_exit(&mut self, reaped: Reaped) {
+        let family = self.family;
+        log::emit(Event::ChildExited {
+            target: Subject::process(family.child, family.name.as_str()),
+            ended: ended(&reaped),
+        });
+        self.status = Some(reaped);
+        family.child_reaped.set(true);
+        self.jobs.child_gone(family);
+        orphans_follow(family, self.sequence.is_some());
+    }
+
+    /// A `--stop-on` signal: the first starts the configured sequence, the
+    /// next ones escalate it (through `requests`).
+    fn on_stop_request(&mut self, signal: Signal) {
+        self.requests_tx.send_modify(|n| *n += 1);
+        log::emit(Event::StopRequested { signal, count: *self.requests_tx.borrow() });
+        if self.sequence.is_some() {
+            return;
+        }
+        // `run` never leaves descendants behind: the kill at the end is implied.
+        let stop = StopPlan { force: true, ..self.config.sequence.stop_plan() };
+        let mut plan = Plan { steps: self.config.pre_stop.steps(self.deregistration), stop: Some(stop) };
+        plan.announce(&format!("stop {}", self.family), &[self.family.subject()], self.config.pre_stop.deadline);
+        let usec = u32::try_from(plan.worst_case().as_micros()).unwrap_or(u32::MAX);
+        notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::ExtendTimeoutUsec(usec)]);
+        self.sequence = Some(Box::pin(sequence::stop_all_owned(self.family, plan, self.requests, &PreciseClock)));
+    }
+
+    /// The sequence ended: supervision ends too (true), with the family gone
+    /// or with whatever survived SIGKILL left behind. A strict deregistration
+    /// that failed signalled nothing: the child keeps running under
+    /// supervision (false), and the next stop request starts over and, being
+    /// the second, skips to the signal.
+    fn on_sequence_end(&mut self, fates: Result<Vec<Fate>>) -> Result<bool> {
+        self.sequence = None;
+        match fates {
+            Ok(_) => Ok(true),
+            Err(e) if e.downcast_ref::<StrictFailure>().is_some() => {
+                log::emit(Event::StrictFailureKeepsRunning { message: format!("{e:#}") });
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The child exited with no stop under way: what is left of its family gets
+    /// the stop signal, `--wait`, and SIGKILL.
+    fn stop_leftovers(&mut self) {
+        log::emit(Event::StoppingLeftovers);
+        let leftovers = Plan::stop_only(StopPlan { force: true, ..self.config.sequence.stop_plan() });
+        self.sequence = Some(Box::pin(sequence::stop_all_owned(self.family, leftovers, self.requests, &PreciseClock)));
+    }
 }
 
 /// The child is gone while a stop runs whose signal went to the child alone

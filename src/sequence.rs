@@ -1,20 +1,30 @@
-//! The stop sequence of DESIGN.md §3, as pure policy.
+//! The stop sequence of DESIGN.md §3 and its plan, as pure policy.
 //!
-//! It knows nothing of PIDs, pidfds or HTTP: it drives [`Target`]s (something that
-//! can be signalled and awaited) and one [`PreStop`] step (deregistration and
-//! drain, shared by every target) with `tokio::time` alone, so the whole order is
-//! unit-tested under a paused clock.
+//! It knows nothing of PIDs, pidfds or HTTP. A [`Plan`] is a list of pre-stop
+//! [`Step`]s (deregistration, the drain; run once for every target) and a
+//! [`StopPlan`]: the [`StopAction`] (the stop signal today), the wait, the
+//! dump and the kill. The plan owns the budget: each step reports its own worst
+//! case, so any step added later counts against `--deadline`, and
+//! [`Plan::fit`] shortens the steps that can be shortened (the drain), then the
+//! wait. The sequence drives [`Target`]s (something that can be signalled and
+//! awaited) with `tokio::time` alone, so the whole order is unit-tested under a
+//! paused clock.
 //!
-//! Order: pre-stop (deregister) → drain → stop signal → SIGCONT → wait → dump →
-//! kill → confirm. Every wait is a race between the target's exit and a deadline:
-//! `--wait` is an upper bound, and the sequence moves on the moment the target is
-//! gone. Further stop requests to gracestop (a second SIGTERM or SIGINT) race
-//! every phase too: the second cuts deregistration and drain short, the third
-//! skips straight to SIGKILL.
+//! Order: pre-stop steps (deregister, drain) → stop action → SIGCONT → wait →
+//! dump → kill → confirm. Every wait is a race between the target's exit and a
+//! deadline: `--wait` is an upper bound, and the sequence moves on the moment
+//! the target is gone. Further stop requests to gracestop (a second SIGTERM or
+//! SIGINT) race every phase too: the second cuts the pre-stop steps short, the
+//! third skips straight to SIGKILL.
+//!
+//! A new pre-stop step implements [`Step`] and is added where the commands
+//! build their plan (`plan` in `stop`, `drain` and `run`); a new stop action is
+//! a variant of [`StopAction`].
 
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -23,13 +33,16 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::event::{Cut, Event, Phase, Subject};
+use crate::event::{setting, Cut, Event, Phase, PlanFields, Subject};
 use crate::log;
 pub use crate::platform::Delivery;
 
 /// How long to wait after SIGKILL before reporting that a target survived it
 /// (a process in uninterruptible sleep, `D` state, cannot die until its I/O ends).
 pub const KILL_CONFIRM: Duration = Duration::from_secs(5);
+
+/// Time kept in hand, within a `--deadline`, for SIGKILL to land and be seen.
+pub const KILL_RESERVE: Duration = Duration::from_secs(1);
 
 /// Something the sequence can stop.
 pub trait Target: fmt::Display {
@@ -77,27 +90,100 @@ async fn within<C: Clock, F: Future>(clock: &C, limit: Duration, future: F) -> O
     }
 }
 
-/// The phases before the signal (deregister, drain), run once for all targets.
-pub trait PreStop {
-    fn run(&self) -> impl Future<Output = Result<()>>;
+/// A step's run, boxed so that steps of different kinds share one list.
+pub type StepRun<'a> = Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
+
+/// A step before the stop action, run once for all targets: deregistration,
+/// the drain, and any step added later. Its worst case is part of the plan's,
+/// so `--deadline` accounts for it.
+pub trait Step {
+    /// Its name in the log and in a deadline note: `deregister`, `drain`.
+    fn name(&self) -> &'static str;
+
+    /// The longest it can take.
+    fn worst_case(&self) -> Duration;
+
+    /// Shortens it by up to `by`, to fit `--deadline`; returns how much was
+    /// cut. Steps that cannot be shortened (deregistration) cut nothing.
+    fn shorten(&mut self, by: Duration) -> Duration {
+        let _ = by;
+        Duration::ZERO
+    }
+
+    /// Its own line in the plan, before the plan's summary.
+    fn planned(&self) -> Option<Event> {
+        None
+    }
+
+    /// Its part of the plan's summary (`drain 10s`), if it has one.
+    fn summary(&self) -> Option<String> {
+        None
+    }
+
+    /// Runs it. An error aborts the sequence before the stop action.
+    fn run(&self) -> StepRun<'_>;
 }
 
-/// No deregistration and no drain.
-pub struct NoPreStop;
-
-impl PreStop for NoPreStop {
-    async fn run(&self) -> Result<()> {
-        Ok(())
+/// A borrowed step is a step: a command's plan can be rebuilt around the same
+/// deregistration (`run` plans again after a strict failure).
+impl<S: Step + ?Sized> Step for &S {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn worst_case(&self) -> Duration {
+        (**self).worst_case()
+    }
+    fn planned(&self) -> Option<Event> {
+        (**self).planned()
+    }
+    fn summary(&self) -> Option<String> {
+        (**self).summary()
+    }
+    fn run(&self) -> StepRun<'_> {
+        (**self).run()
     }
 }
 
-/// An optional pre-stop step: none means no deregistration.
-impl<P: PreStop> PreStop for Option<&P> {
-    async fn run(&self) -> Result<()> {
-        match self {
-            Some(step) => step.run().await,
-            None => Ok(()),
-        }
+/// The fixed drain: a sleep through the load balancer's refresh window.
+pub struct Drain<C> {
+    duration: Duration,
+    clock: C,
+}
+
+impl<C: Clock> Drain<C> {
+    pub fn new(duration: Duration, clock: C) -> Drain<C> {
+        Drain { duration, clock }
+    }
+}
+
+impl<C: Clock> Step for Drain<C> {
+    fn name(&self) -> &'static str {
+        "drain"
+    }
+
+    fn worst_case(&self) -> Duration {
+        self.duration
+    }
+
+    fn shorten(&mut self, by: Duration) -> Duration {
+        let cut = by.min(self.duration);
+        self.duration -= cut;
+        cut
+    }
+
+    fn summary(&self) -> Option<String> {
+        (!self.duration.is_zero()).then(|| format!("drain {}", setting(self.duration)))
+    }
+
+    fn run(&self) -> StepRun<'_> {
+        Box::pin(async move {
+            if !self.duration.is_zero() {
+                log::emit(Event::DrainStarted { duration: self.duration });
+                self.clock.sleep(self.duration).await;
+                log::emit(Event::DrainDone { duration: self.duration });
+            }
+            Ok(())
+        })
     }
 }
 
@@ -108,75 +194,159 @@ pub struct Dump {
     pub wait: Duration,
 }
 
-/// Time kept in hand, within a `--deadline`, for SIGKILL to land and be seen.
-pub const KILL_RESERVE: Duration = Duration::from_secs(1);
-
-/// What to send and how long to wait.
+/// How a stop is requested of a target (DESIGN.md §11): the stop signal today;
+/// a shutdown endpoint is another variant, falling back to the signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Plan {
-    pub drain: Duration,
-    pub signal: Signal,
+pub enum StopAction {
+    Signal(Signal),
+}
+
+impl StopAction {
+    /// The signal the action sends, or falls back to.
+    pub fn signal(&self) -> Signal {
+        match self {
+            StopAction::Signal(signal) => *signal,
+        }
+    }
+
+    /// Requests the stop. `Delivery::Gone` when the target had already exited.
+    fn perform<T: Target>(&self, target: &T) -> Result<Delivery> {
+        match self {
+            StopAction::Signal(signal) => send(target, *signal),
+        }
+    }
+}
+
+impl fmt::Display for StopAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopAction::Signal(signal) => write!(f, "{signal}"),
+        }
+    }
+}
+
+/// The stop action and what follows it: wait, dump, kill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StopPlan {
+    pub action: StopAction,
     pub wait: Duration,
     pub dump: Option<Dump>,
     pub force: bool,
 }
 
-impl Plan {
-    /// The longest the sequence can take until its last signal has landed, when
-    /// the pre-stop step may take up to `pre_stop`.
-    pub fn worst_case(&self, pre_stop: Duration) -> Duration {
+impl StopPlan {
+    /// From the action's request until the last signal has landed.
+    pub fn worst_case(&self) -> Duration {
         let dump = self.dump.map_or(Duration::ZERO, |d| d.wait);
         let kill = if self.force { KILL_RESERVE } else { Duration::ZERO };
-        pre_stop + self.drain + self.wait + dump + kill
-    }
-
-    /// Fits the plan into `deadline` by shortening the drain first, then the wait,
-    /// so that gracestop's own dump and kill come before an outer SIGKILL. Returns
-    /// what was changed, for the log, or None when the plan already fits.
-    pub fn fit(&mut self, pre_stop: Duration, deadline: Duration) -> Option<Event> {
-        let worst = self.worst_case(pre_stop);
-        let mut over = worst.checked_sub(deadline).filter(|d| !d.is_zero())?;
-        let (drain, wait) = (self.drain, self.wait);
-        let cut = over.min(self.drain);
-        self.drain -= cut;
-        over -= cut;
-        let cut = over.min(self.wait);
-        self.wait -= cut;
-        over -= cut;
-        let cuts = [("drain", drain, self.drain), ("wait", wait, self.wait)]
-            .into_iter()
-            .filter(|(_, before, after)| before != after)
-            .map(|(step, before, after)| Cut { step, before, after })
-            .collect();
-        Some(Event::DeadlineExceeded { worst, deadline, cuts, over })
+        self.wait + dump + kill
     }
 }
 
-fn fmt_duration(duration: Duration) -> humantime::FormattedDuration {
-    humantime::format_duration(Duration::from_millis(duration.as_millis() as u64))
-}
-
-impl fmt::Display for Plan {
+impl fmt::Display for StopPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.drain.is_zero() {
-            write!(f, "drain {}, ", fmt_duration(self.drain))?;
-        }
-        write!(f, "{}, wait {}", self.signal, fmt_duration(self.wait))?;
+        write!(f, "{}, wait {}", self.action, setting(self.wait))?;
         if let Some(dump) = self.dump {
-            write!(f, ", then {} and wait {}", dump.signal, humantime::format_duration(dump.wait))?;
+            write!(f, ", then {} and wait {}", dump.signal, setting(dump.wait))?;
         }
         if self.force {
-            write!(f, ", then SIGKILL")?;
+            write!(f, ", then SIGKILL")
         } else {
-            write!(f, ", then give up (no --force)")?;
+            write!(f, ", then give up (no --force)")
         }
-        Ok(())
+    }
+}
+
+/// Everything the sequence will do, in order, and what it may cost.
+pub struct Plan<'a> {
+    /// Before the stop action, in order.
+    pub steps: Vec<Box<dyn Step + 'a>>,
+    /// None for `gracestop drain`, which stops at the steps.
+    pub stop: Option<StopPlan>,
+}
+
+impl<'a> Plan<'a> {
+    /// A plan without pre-stop steps.
+    pub fn stop_only(stop: StopPlan) -> Plan<'a> {
+        Plan { steps: Vec::new(), stop: Some(stop) }
+    }
+
+    /// The longest the whole sequence can take, until its last signal has landed.
+    pub fn worst_case(&self) -> Duration {
+        let steps: Duration = self.steps.iter().map(|step| step.worst_case()).sum();
+        steps + self.stop.as_ref().map_or(Duration::ZERO, StopPlan::worst_case)
+    }
+
+    /// Fits the plan into `deadline` by shortening the steps that can be
+    /// shortened (the drain), in order, then the wait, so that gracestop's own
+    /// dump and kill come before an outer SIGKILL. Returns what was changed,
+    /// for the log, or None when the plan already fits.
+    pub fn fit(&mut self, deadline: Duration) -> Option<Event> {
+        let worst = self.worst_case();
+        let mut over = worst.checked_sub(deadline).filter(|d| !d.is_zero())?;
+        let mut cuts = Vec::new();
+        for step in &mut self.steps {
+            let before = step.worst_case();
+            let cut = step.shorten(over);
+            if !cut.is_zero() {
+                over -= cut;
+                cuts.push(Cut { step: step.name(), before, after: step.worst_case() });
+            }
+        }
+        if let Some(stop) = &mut self.stop {
+            let cut = over.min(stop.wait);
+            if !cut.is_zero() {
+                cuts.push(Cut { step: "wait", before: stop.wait, after: stop.wait - cut });
+                stop.wait -= cut;
+                over -= cut;
+            }
+        }
+        Some(Event::DeadlineExceeded { worst, deadline, cuts, over })
+    }
+
+    /// What the plan does, in one line: `drain 10s, SIGTERM, wait 30s, then SIGKILL`.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self.steps.iter().filter_map(|step| step.summary()).collect();
+        if let Some(stop) = &self.stop {
+            parts.push(stop.to_string());
+        }
+        if parts.is_empty() {
+            parts.push("no drain".to_string());
+        }
+        parts.join(", ")
+    }
+
+    /// Logs the plan (each step's own line, then the summary `what` introduces,
+    /// for `targets`) and fits it into `deadline`, saying what was shortened.
+    pub fn announce(&mut self, what: &str, targets: &[Subject], deadline: Option<Duration>) {
+        for step in &self.steps {
+            if let Some(event) = step.planned() {
+                log::emit(event);
+            }
+        }
+        let summary = if what.is_empty() { self.summary() } else { format!("{what}: {}", self.summary()) };
+        let drain = self.steps.iter().filter(|step| step.name() == "drain").map(|step| step.worst_case()).sum();
+        log::emit(Event::Planned {
+            summary,
+            targets: targets.to_vec(),
+            steps: PlanFields {
+                drain,
+                signal: self.stop.map(|stop| stop.action.signal()),
+                wait: self.stop.map(|stop| stop.wait),
+                dump: self.stop.and_then(|stop| stop.dump).map(|d| (d.signal, d.wait)),
+                force: self.stop.map(|stop| stop.force),
+            },
+            worst: self.worst_case(),
+        });
+        if let Some(event) = deadline.and_then(|deadline| self.fit(deadline)) {
+            log::emit(event);
+        }
     }
 }
 
 /// Stop requests to gracestop so far (SIGTERM/SIGINT), counting the one that
-/// started the sequence: the second cuts deregistration and drain short, the
-/// third skips to SIGKILL.
+/// started the sequence: the second cuts the pre-stop steps short, the third
+/// skips to SIGKILL.
 #[derive(Clone, Debug)]
 pub struct Requests(watch::Receiver<u32>);
 
@@ -221,20 +391,12 @@ impl Fate {
     }
 }
 
-/// The phases before the signal: the pre-stop step, then the drain. A second stop
-/// request cuts both short. Also the whole of `gracestop drain`.
-pub async fn before_signal<P: PreStop, C: Clock>(
-    pre_stop: &P,
-    drain: Duration,
-    requests: &Requests,
-    clock: &C,
-) -> Result<()> {
+/// The pre-stop steps, in order. A second stop request cuts them short. Also
+/// the whole of `gracestop drain`.
+pub async fn before_signal(steps: &[Box<dyn Step + '_>], requests: &Requests) -> Result<()> {
     let phases = async {
-        pre_stop.run().await?;
-        if !drain.is_zero() {
-            log::emit(Event::DrainStarted { duration: drain });
-            clock.sleep(drain).await;
-            log::emit(Event::DrainDone { duration: drain });
+        for step in steps {
+            step.run().await?;
         }
         Ok(())
     };
@@ -248,12 +410,12 @@ pub async fn before_signal<P: PreStop, C: Clock>(
     }
 }
 
-/// Runs the phases before the signal once, then stops every target concurrently.
-/// Ends early, without any signal, when every target exits before the signal.
-pub async fn stop_all<T: Target, P: PreStop, C: Clock>(
+/// Runs the pre-stop steps once, then stops every target concurrently. Ends
+/// early, without any signal, when every target exits before the signal. A
+/// plan without a stop plan ends after the steps.
+pub async fn stop_all<T: Target, C: Clock>(
     targets: &[T],
-    pre_stop: &P,
-    plan: &Plan,
+    plan: &Plan<'_>,
     requests: &Requests,
     clock: &C,
 ) -> Result<Vec<Fate>> {
@@ -264,21 +426,21 @@ pub async fn stop_all<T: Target, P: PreStop, C: Clock>(
             log::emit(Event::GoneBeforeSignal);
             return Ok(vec![Fate::GoneBeforeSignal; targets.len()]);
         }
-        result = before_signal(pre_stop, plan.drain, requests, clock) => result?,
+        result = before_signal(&plan.steps, requests) => result?,
     }
-    join_all(targets.iter().map(|target| stop_one(target, plan, requests, clock))).await.into_iter().collect()
+    let Some(stop) = &plan.stop else { return Ok(Vec::new()) };
+    join_all(targets.iter().map(|target| stop_one(target, stop, requests, clock))).await.into_iter().collect()
 }
 
-/// [`stop_all`] for one target and an optional pre-stop step, owning its plan:
-/// the shape `run` needs to keep the sequence as a future beside its loop.
-pub async fn stop_all_owned<T: Target, P: PreStop, C: Clock>(
+/// [`stop_all`] for one target, owning its plan: the shape `run` needs to keep
+/// the sequence as a future beside its loop.
+pub async fn stop_all_owned<T: Target, C: Clock>(
     target: &T,
-    pre_stop: Option<&P>,
-    plan: Plan,
+    plan: Plan<'_>,
     requests: &Requests,
     clock: &C,
 ) -> Result<Vec<Fate>> {
-    stop_all(std::slice::from_ref(target), &pre_stop, &plan, requests, clock).await
+    stop_all(std::slice::from_ref(target), &plan, requests, clock).await
 }
 
 /// How a bounded wait ended.
@@ -314,24 +476,25 @@ fn send<T: Target>(target: &T, signal: Signal) -> Result<Delivery> {
     target.signal(signal).with_context(|| format!("cannot send {signal} to {target}"))
 }
 
-async fn stop_one<T: Target, C: Clock>(target: &T, plan: &Plan, requests: &Requests, clock: &C) -> Result<Fate> {
+async fn stop_one<T: Target, C: Clock>(target: &T, plan: &StopPlan, requests: &Requests, clock: &C) -> Result<Fate> {
     let start = Instant::now();
     let subject = target.subject();
     let sent = |phase: Phase, signal: Signal, wait: Option<Duration>| {
         log::emit(Event::SignalSent { phase, target: subject.clone(), signal, wait });
     };
+    let stop_signal = plan.action.signal();
 
-    if send(target, plan.signal)? == Delivery::Gone {
+    if plan.action.perform(target)? == Delivery::Gone {
         log::emit(Event::AlreadyExited { target: subject });
         return Ok(Fate::GoneBeforeSignal);
     }
-    sent(Phase::Signal, plan.signal, None);
+    sent(Phase::Signal, stop_signal, None);
     // A stopped process acts on nothing but SIGKILL and SIGCONT until continued.
-    if plan.signal != Signal::SIGCONT {
+    if stop_signal != Signal::SIGCONT {
         send(target, Signal::SIGCONT)?;
     }
     let exited = |phase: Phase| {
-        log::emit(Event::Exited { phase, target: subject.clone(), after: start.elapsed(), signal: plan.signal });
+        log::emit(Event::Exited { phase, target: subject.clone(), after: start.elapsed(), signal: stop_signal });
         Ok(Fate::Exited { phase })
     };
 
@@ -479,18 +642,40 @@ mod tests {
         start: Instant,
     }
 
-    impl PreStop for SlowPreStop {
-        async fn run(&self) -> Result<()> {
-            tokio::time::sleep(self.duration).await;
-            *self.ran.borrow_mut() = Some(self.start.elapsed());
-            Ok(())
+    impl Step for SlowPreStop {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn worst_case(&self) -> Duration {
+            self.duration
+        }
+        fn run(&self) -> StepRun<'_> {
+            Box::pin(async move {
+                tokio::time::sleep(self.duration).await;
+                *self.ran.borrow_mut() = Some(self.start.elapsed());
+                Ok(())
+            })
         }
     }
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    fn plan(force: bool, dump: Option<Dump>) -> Plan {
-        Plan { drain: Duration::ZERO, signal: Signal::SIGTERM, wait: 30 * SECOND, dump, force }
+    fn stop_plan(force: bool, dump: Option<Dump>) -> StopPlan {
+        StopPlan { action: StopAction::Signal(Signal::SIGTERM), wait: 30 * SECOND, dump, force }
+    }
+
+    fn plan(force: bool, dump: Option<Dump>) -> Plan<'static> {
+        Plan::stop_only(stop_plan(force, dump))
+    }
+
+    /// A plan with pre-stop steps: `pre`, then a drain of `drain` on the paused clock.
+    fn plan_with<'a>(pre: Option<&'a SlowPreStop>, drain: Duration, stop: StopPlan) -> Plan<'a> {
+        let mut steps: Vec<Box<dyn Step + 'a>> = Vec::new();
+        if let Some(pre) = pre {
+            steps.push(Box::new(pre));
+        }
+        steps.push(Box::new(Drain::new(drain, TokioClock)));
+        Plan { steps, stop: Some(stop) }
     }
 
     /// Only the request that started the sequence; no more can come.
@@ -506,10 +691,9 @@ mod tests {
     async fn target_that_handles_term_ends_the_wait_when_it_exits() {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::from_millis(250));
         let start = Instant::now();
-        let fates =
-            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests(), &TokioClock)
-                .await
-                .unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &plan(true, quit_dump()), &no_requests(), &TokioClock)
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::Exited { phase: Phase::Wait }]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT]);
         assert_eq!(start.elapsed(), Duration::from_millis(250), "wait is an upper bound only");
@@ -520,9 +704,7 @@ mod tests {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
         let start = Instant::now();
         let fates =
-            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, None), &no_requests(), &TokioClock)
-                .await
-                .unwrap();
+            stop_all(std::slice::from_ref(&target), &plan(false, None), &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(fates, [Fate::StillRunning]);
         assert!(!fates[0].is_gone());
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT]);
@@ -532,9 +714,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn force_kills_exactly_when_wait_runs_out() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None), &no_requests(), &TokioClock)
-            .await
-            .unwrap();
+        let fates =
+            stop_all(std::slice::from_ref(&target), &plan(true, None), &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(fates, [Fate::Killed]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGKILL]);
         assert_eq!(target.time_of(Signal::SIGKILL), 30 * SECOND);
@@ -543,10 +724,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn dump_comes_after_wait_and_before_kill() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
-        let fates =
-            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests(), &TokioClock)
-                .await
-                .unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &plan(true, quit_dump()), &no_requests(), &TokioClock)
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::Killed]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGQUIT, Signal::SIGKILL]);
         assert_eq!(target.time_of(Signal::SIGQUIT), 30 * SECOND);
@@ -557,10 +737,9 @@ mod tests {
     async fn target_that_exits_on_the_dump_signal_is_not_killed() {
         let target = Fake::new("jvm", &[Signal::SIGQUIT], Duration::from_millis(500));
         let start = Instant::now();
-        let fates =
-            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, quit_dump()), &no_requests(), &TokioClock)
-                .await
-                .unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &plan(true, quit_dump()), &no_requests(), &TokioClock)
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::Exited { phase: Phase::Dump }]);
         assert!(!target.signals().contains(&Signal::SIGKILL));
         assert_eq!(start.elapsed(), 30 * SECOND + Duration::from_millis(500));
@@ -569,10 +748,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn dump_without_force_still_gives_up_after_the_dump_wait() {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
-        let fates =
-            stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(false, quit_dump()), &no_requests(), &TokioClock)
-                .await
-                .unwrap();
+        let fates = stop_all(std::slice::from_ref(&target), &plan(false, quit_dump()), &no_requests(), &TokioClock)
+            .await
+            .unwrap();
         assert_eq!(fates, [Fate::StillRunning]);
         assert_eq!(target.signals(), [Signal::SIGTERM, Signal::SIGCONT, Signal::SIGQUIT]);
     }
@@ -583,9 +761,8 @@ mod tests {
         target.exit_now();
         let pre = SlowPreStop { duration: 5 * SECOND, ran: RefCell::new(None), start: Instant::now() };
         let start = Instant::now();
-        let fates = stop_all(std::slice::from_ref(&target), &pre, &plan(true, None), &no_requests(), &TokioClock)
-            .await
-            .unwrap();
+        let plan = plan_with(Some(&pre), Duration::ZERO, stop_plan(true, None));
+        let fates = stop_all(std::slice::from_ref(&target), &plan, &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(fates, [Fate::GoneBeforeSignal]);
         assert!(target.signals().is_empty());
         assert_eq!(start.elapsed(), Duration::ZERO, "no need to sit through the pre-stop step");
@@ -595,7 +772,8 @@ mod tests {
     async fn pre_stop_runs_before_the_signal() {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::ZERO);
         let pre = SlowPreStop { duration: 5 * SECOND, ran: RefCell::new(None), start: Instant::now() };
-        stop_all(std::slice::from_ref(&target), &pre, &plan(false, None), &no_requests(), &TokioClock).await.unwrap();
+        let plan = plan_with(Some(&pre), Duration::ZERO, stop_plan(false, None));
+        stop_all(std::slice::from_ref(&target), &plan, &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(*pre.ran.borrow(), Some(5 * SECOND));
         assert_eq!(target.time_of(Signal::SIGTERM), 5 * SECOND);
     }
@@ -605,9 +783,9 @@ mod tests {
         let target = Fake::new("app", &[], Duration::ZERO);
         let pre = SlowPreStop { duration: 60 * SECOND, ran: RefCell::new(None), start: Instant::now() };
         let start = Instant::now();
-        let plan = plan(true, None);
+        let plan = plan_with(Some(&pre), Duration::ZERO, stop_plan(true, None));
         let requests = no_requests();
-        let stopping = stop_all(std::slice::from_ref(&target), &pre, &plan, &requests, &TokioClock);
+        let stopping = stop_all(std::slice::from_ref(&target), &plan, &requests, &TokioClock);
         let exiting = async {
             tokio::time::sleep(3 * SECOND).await;
             target.exit_now();
@@ -624,7 +802,7 @@ mod tests {
         let quick = Fake::new("quick", &[Signal::SIGTERM], SECOND);
         let start = Instant::now();
         let targets = [slow, quick];
-        let fates = stop_all(&targets, &NoPreStop, &plan(true, None), &no_requests(), &TokioClock).await.unwrap();
+        let fates = stop_all(&targets, &plan(true, None), &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(fates, [Fate::Killed, Fate::Exited { phase: Phase::Wait }]);
         assert_eq!(targets[0].time_of(Signal::SIGKILL), 30 * SECOND);
         assert_eq!(start.elapsed(), 30 * SECOND, "one --wait for all, not one each");
@@ -633,17 +811,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn cont_as_the_stop_signal_is_not_sent_twice() {
         let target = Fake::new("app", &[Signal::SIGCONT], Duration::ZERO);
-        let plan = Plan { signal: Signal::SIGCONT, ..plan(false, None) };
-        stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &no_requests(), &TokioClock).await.unwrap();
+        let plan = Plan::stop_only(StopPlan { action: StopAction::Signal(Signal::SIGCONT), ..stop_plan(false, None) });
+        stop_all(std::slice::from_ref(&target), &plan, &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(target.signals(), [Signal::SIGCONT]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn target_surviving_sigkill_is_reported() {
         let target = Fake { survives_kill: true, ..Fake::new("unkillable", &[], Duration::ZERO) };
-        let fates = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan(true, None), &no_requests(), &TokioClock)
-            .await
-            .unwrap();
+        let fates =
+            stop_all(std::slice::from_ref(&target), &plan(true, None), &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(fates, [Fate::SurvivedKill]);
         assert!(!fates[0].is_gone());
     }
@@ -652,8 +829,8 @@ mod tests {
     async fn drain_comes_after_pre_stop_and_before_the_signal() {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::ZERO);
         let pre = SlowPreStop { duration: 2 * SECOND, ran: RefCell::new(None), start: Instant::now() };
-        let plan = Plan { drain: 10 * SECOND, ..plan(false, None) };
-        stop_all(std::slice::from_ref(&target), &pre, &plan, &no_requests(), &TokioClock).await.unwrap();
+        let plan = plan_with(Some(&pre), 10 * SECOND, stop_plan(false, None));
+        stop_all(std::slice::from_ref(&target), &plan, &no_requests(), &TokioClock).await.unwrap();
         assert_eq!(*pre.ran.borrow(), Some(2 * SECOND));
         assert_eq!(target.time_of(Signal::SIGTERM), 12 * SECOND);
     }
@@ -661,9 +838,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn second_request_cuts_the_drain_short() {
         let target = Fake::new("app", &[Signal::SIGTERM], Duration::ZERO);
-        let plan = Plan { drain: 60 * SECOND, ..plan(false, None) };
+        let plan = plan_with(None, 60 * SECOND, stop_plan(false, None));
         let (tx, requests) = Requests::channel(1);
-        let stopping = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &requests, &TokioClock);
+        let stopping = stop_all(std::slice::from_ref(&target), &plan, &requests, &TokioClock);
         let requesting = async {
             tokio::time::sleep(5 * SECOND).await;
             tx.send_replace(2);
@@ -678,7 +855,7 @@ mod tests {
         let target = Fake::new("stubborn", &[], Duration::ZERO);
         let (tx, requests) = Requests::channel(1);
         let plan = plan(false, quit_dump());
-        let stopping = stop_all(std::slice::from_ref(&target), &NoPreStop, &plan, &requests, &TokioClock);
+        let stopping = stop_all(std::slice::from_ref(&target), &plan, &requests, &TokioClock);
         let requesting = async {
             tokio::time::sleep(SECOND).await;
             tx.send_replace(3);
@@ -690,34 +867,47 @@ mod tests {
     }
 
     #[test]
-    fn worst_case_adds_every_phase() {
-        assert_eq!(plan(false, None).worst_case(Duration::ZERO), 30 * SECOND);
-        let full = Plan { drain: 10 * SECOND, ..plan(true, quit_dump()) };
-        assert_eq!(full.worst_case(3 * SECOND), 45 * SECOND + KILL_RESERVE);
-        assert!(full.to_string().contains("SIGQUIT"));
-        assert!(full.to_string().starts_with("drain 10s"));
+    fn worst_case_adds_every_step_and_phase() {
+        assert_eq!(plan(false, None).worst_case(), 30 * SECOND);
+        let pre = SlowPreStop { duration: 3 * SECOND, ran: RefCell::new(None), start: Instant::now() };
+        let full = plan_with(Some(&pre), 10 * SECOND, stop_plan(true, quit_dump()));
+        assert_eq!(full.worst_case(), 45 * SECOND + KILL_RESERVE);
+        assert!(full.summary().contains("SIGQUIT"));
+        assert!(full.summary().starts_with("drain 10s, SIGTERM, wait 30s"), "{}", full.summary());
     }
 
     #[test]
     fn deadline_shortens_drain_first_then_wait() {
-        let full = Plan { drain: 10 * SECOND, ..plan(true, quit_dump()) };
-        // 3 + 10 + 30 + 2 + 1 = 46 s of worst case.
-        let mut fitted = full;
-        assert_eq!(fitted.fit(3 * SECOND, 60 * SECOND), None, "fits already");
-        assert_eq!(fitted, full);
+        // 3 + 10 + 30 + 2 + 1 = 46 s of worst case; the 3 s step cannot be shortened.
+        let pre = SlowPreStop { duration: 3 * SECOND, ran: RefCell::new(None), start: Instant::now() };
+        let full = || plan_with(Some(&pre), 10 * SECOND, stop_plan(true, quit_dump()));
+        let drain_and_wait = |plan: &Plan| (plan.steps[1].worst_case(), plan.stop.unwrap().wait);
 
-        let note = fitted.fit(3 * SECOND, 40 * SECOND).unwrap().render().message;
-        assert_eq!((fitted.drain, fitted.wait), (4 * SECOND, 30 * SECOND));
+        let mut fitted = full();
+        assert_eq!(fitted.fit(60 * SECOND), None, "fits already");
+        assert_eq!(drain_and_wait(&fitted), (10 * SECOND, 30 * SECOND));
+
+        let note = fitted.fit(40 * SECOND).unwrap().render().message;
+        assert_eq!(drain_and_wait(&fitted), (4 * SECOND, 30 * SECOND));
         assert!(note.contains("drain shortened from 10s to 4s") && !note.contains("wait"), "{note}");
 
-        let mut fitted = full;
-        fitted.fit(3 * SECOND, 20 * SECOND).unwrap();
-        assert_eq!((fitted.drain, fitted.wait), (Duration::ZERO, 14 * SECOND));
-        assert_eq!(fitted.worst_case(3 * SECOND), 20 * SECOND);
+        let mut fitted = full();
+        fitted.fit(20 * SECOND).unwrap();
+        assert_eq!(drain_and_wait(&fitted), (Duration::ZERO, 14 * SECOND));
+        assert_eq!(fitted.worst_case(), 20 * SECOND);
 
-        let mut fitted = full;
-        let note = fitted.fit(3 * SECOND, 4 * SECOND).unwrap().render().message;
-        assert_eq!((fitted.drain, fitted.wait), (Duration::ZERO, Duration::ZERO));
+        let mut fitted = full();
+        let note = fitted.fit(4 * SECOND).unwrap().render().message;
+        assert_eq!(drain_and_wait(&fitted), (Duration::ZERO, Duration::ZERO));
         assert!(note.contains("still 2s over"), "{note}");
+    }
+
+    #[test]
+    fn a_step_added_later_counts_against_the_deadline() {
+        // Any Step's worst case is budgeted: a 20 s step leaves the wait 9 s of a 30 s deadline.
+        let pre = SlowPreStop { duration: 20 * SECOND, ran: RefCell::new(None), start: Instant::now() };
+        let mut plan = plan_with(Some(&pre), Duration::ZERO, stop_plan(true, None));
+        plan.fit(30 * SECOND).unwrap();
+        assert_eq!(plan.stop.unwrap().wait, 9 * SECOND);
     }
 }

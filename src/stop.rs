@@ -1,5 +1,5 @@
-//! `gracestop stop` and `gracestop drain`: turn `--pid` and `--pidfile` into
-//! pinned targets, safely, and hand them to the stop sequence.
+//! `gracestop stop`: turn `--pid` and `--pidfile` into pinned targets, safely,
+//! and hand them to the stop sequence.
 //!
 //! Everything is resolved and checked before the first signal: a malformed
 //! pidfile, a process we may not signal or an unsafe `--group` ends gracestop with
@@ -11,20 +11,21 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use futures_util::future::join_all;
 use nix::sys::signal::Signal;
 
-use crate::cli::{DrainArgs, StopArgs};
+use crate::config::{SequenceConfig, StopConfig};
 use crate::deregister::Deregistration;
-use crate::event::{Event, NotCaught, PlanFields, Scope, Subject};
+use crate::event::{Event, NotCaught, Scope, Subject};
 use crate::exit::{coded, Exit};
 use crate::log;
 use crate::pidfile::{self, Authority, Found, Freshness};
 use crate::platform::{self, procfs, Delivery, NotRunning, Pinned, Process, WatchMode};
-use crate::sequence::{self, Fate, Plan, PreciseClock, Requests, Target};
+use crate::requests;
+use crate::sequence::{self, Fate, Plan, PreciseClock, Target};
 
 /// Set to `1` to watch exits by polling `/proc` instead of pidfds (diagnostics,
 /// and the test suite's check of the fallback path).
@@ -195,85 +196,12 @@ pub fn watch_mode() -> WatchMode {
     }
 }
 
-/// Counts SIGTERM and SIGINT to gracestop as further stop requests. The command
-/// itself is the first request, so the first signal cuts deregistration and drain
-/// short and the second skips to SIGKILL.
-///
-/// SIGHUP (a closed terminal or SSH session) is logged and otherwise ignored, as
-/// under nohup: a stop half done is worse than one finished. SIGPIPE stays
-/// ignored, as Rust's runtime sets it: a closed stderr only loses log lines.
-fn listen_for_requests() -> Result<Requests> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (tx, requests) = Requests::channel(1);
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-    tokio::spawn(async move {
-        loop {
-            let signal = tokio::select! {
-                _ = term.recv() => Signal::SIGTERM,
-                _ = int.recv() => Signal::SIGINT,
-                _ = hup.recv() => {
-                    log::emit(Event::HangupIgnored);
-                    continue;
-                }
-            };
-            tx.send_modify(|n| *n += 1);
-            log::emit(Event::StopRequested { signal, count: *tx.borrow() });
-        }
-    });
-    Ok(requests)
-}
-
-/// Logs the plan and fits it into `--deadline`, saying what was shortened.
-pub(crate) fn fit(
-    deregistration: Option<&Deregistration>,
-    mut plan: Plan,
-    deadline: Option<Duration>,
-    what: &str,
-    targets: &[Subject],
-) -> Plan {
-    let before = deregistration.map_or(Duration::ZERO, Deregistration::worst_case);
-    if let Some(deregistration) = deregistration {
-        log::emit(deregistration.planned());
-    }
-    log::emit(Event::Planned {
-        summary: what.to_string(),
-        targets: targets.to_vec(),
-        steps: PlanFields {
-            drain: plan.drain,
-            signal: Some(plan.signal),
-            wait: Some(plan.wait),
-            dump: plan.dump.map(|d| (d.signal, d.wait)),
-            force: Some(plan.force),
-        },
-        worst: plan.worst_case(before),
-    });
-    if let Some(event) = deadline.and_then(|deadline| plan.fit(before, deadline)) {
-        log::emit(event);
-    }
-    plan
-}
-
-/// `gracestop drain`: deregister and drain, nothing else.
-pub async fn drain(args: &DrainArgs) -> Result<Exit> {
-    let requests = listen_for_requests()?;
-    let deregistration = Deregistration::new(&args.pre_stop)?;
-    let plan =
-        Plan { drain: args.pre_stop.drain, signal: Signal::SIGTERM, wait: Duration::ZERO, dump: None, force: false };
-    let what = format!("drain {}", crate::event::span(plan.drain));
-    let drain = fit(deregistration.as_ref(), plan, args.pre_stop.deadline, &what, &[]).drain;
-    sequence::before_signal(&deregistration.as_ref(), drain, &requests, &PreciseClock).await?;
-    log::emit(Event::Drained);
-    Ok(Exit::Success)
-}
-
-pub async fn stop(args: &StopArgs) -> Result<Exit> {
-    let requests = listen_for_requests()?;
+pub async fn stop(args: &StopConfig) -> Result<Exit> {
+    let requests = requests::listen()?;
     let mode = watch_mode();
     // Everything that needs no process is validated first: a bad URL or body
     // file ends gracestop here, with no process touched and no URL called.
-    let deregistration = Deregistration::new(&args.pre_stop)?;
+    let deregistration = Deregistration::new(&args.pre_stop.deregister)?;
 
     let mut targets: Vec<StopTarget> = Vec::new();
     let mut add = |process: Process, authority: Authority| {
@@ -296,9 +224,9 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
         }
     }
 
-    let plan = args.sequence.plan(args.pre_stop.drain);
+    let sequence = &args.sequence;
     for target in &targets {
-        check_target(target, &plan)?;
+        check_target(target, sequence)?;
     }
     if targets.is_empty() {
         log::emit(Event::NothingToStop);
@@ -310,15 +238,10 @@ pub async fn stop(args: &StopArgs) -> Result<Exit> {
     }
     let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
     let subjects: Vec<Subject> = targets.iter().map(Target::subject).collect();
-    let plan = fit(
-        deregistration.as_ref(),
-        plan,
-        args.pre_stop.deadline,
-        &format!("stop {}: {plan}", names.join(", ")),
-        &subjects,
-    );
+    let mut plan = Plan { steps: args.pre_stop.steps(deregistration.as_ref()), stop: Some(sequence.stop_plan()) };
+    plan.announce(&format!("stop {}", names.join(", ")), &subjects, args.pre_stop.deadline);
 
-    let fates = sequence::stop_all(&targets, &deregistration.as_ref(), &plan, &requests, &PreciseClock).await?;
+    let fates = sequence::stop_all(&targets, &plan, &requests, &PreciseClock).await?;
     let killed = fates.iter().filter(|f| **f == Fate::Killed).count();
     let running = fates.iter().filter(|f| !f.is_gone()).count();
     if running > 0 {
@@ -338,7 +261,7 @@ fn describe(why: NotRunning) -> &'static str {
 
 /// Checks made before any signal: permission, `--group` safety, and whether the
 /// target catches the stop and dump signals at all.
-fn check_target(target: &StopTarget, plan: &Plan) -> Result<()> {
+fn check_target(target: &StopTarget, plan: &SequenceConfig) -> Result<()> {
     let process = &target.process;
     let status = process.status().ok();
     match process.probe() {

@@ -5,6 +5,7 @@ mod support;
 mod deregister;
 mod events;
 mod fixtures;
+mod generated;
 mod init;
 mod peers;
 mod properties;

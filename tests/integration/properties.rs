@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use gracestop::cli::{
-    check_pid, parse_duration, parse_header, parse_method, parse_pid, parse_remap, parse_signal, parse_url,
-    redact_usage_error, Cli, MAX_DURATION,
+    parse_duration, parse_header, parse_method, parse_pid, parse_remap, parse_signal, parse_url, redact_usage_error,
+    Cli, MAX_DURATION,
 };
+use gracestop::config::check_pid;
 use gracestop::deregister::{redact, redact_header_text, redact_url_text};
 use nix::sys::signal::Signal;
 use proptest::prelude::*;
