@@ -3,6 +3,7 @@
 mod support;
 
 mod deregister;
+mod events;
 mod fixtures;
 mod generated;
 mod init;
