@@ -131,6 +131,12 @@ pub fn emit(event: Event) {
     write_raw(state, &line);
 }
 
+/// Whether `-v` was given: `run` then reads forwarded signals in its loop, to
+/// log each one.
+pub fn verbose() -> bool {
+    state().verbosity == Verbosity::Verbose
+}
+
 /// An error that ends gracestop: always shown, even with `-q`.
 pub fn error(args: fmt::Arguments<'_>) {
     emit(Event::Error { message: args.to_string() });

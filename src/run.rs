@@ -357,7 +357,8 @@ pub async fn run(config: &RunConfig) -> Result<Exit> {
     // inherits the mask: from here on every catchable signal is held until the
     // child exists; then the intake reads the ones gracestop acts on, and the
     // handlers forward the rest.
-    let signals = supervise::take_signals(&config.stop_on).context("cannot take over signal handling")?;
+    let signals =
+        supervise::take_signals(&config.stop_on, log::verbose()).context("cannot take over signal handling")?;
     supervise::become_subreaper().context("cannot become a child subreaper")?;
 
     let deregistration = Deregistration::new(&config.pre_stop.deregister)?;
@@ -621,13 +622,17 @@ fn orphans_follow(family: &Family, stopping: bool) {
     family.signal_outsiders(Signal::SIGCONT);
 }
 
-/// A fault-named signal or SIGPIPE from the intake. Sent by another process, it
-/// is forwarded like any other signal. Raised by the kernel in gracestop, a fault
-/// ends gracestop at its default action; a SIGPIPE is gracestop's own write to
-/// a closed pipe, which fails with EPIPE and is otherwise ignored.
+/// A signal from the intake that is not gracestop's to act on: forwarded, and
+/// logged at `-v`. A fault-named signal or SIGPIPE is forwarded only when
+/// another process sent it: raised by the kernel in gracestop, a fault ends
+/// gracestop at its default action, and a SIGPIPE is gracestop's own write to
+/// a closed pipe, which fails with EPIPE and is otherwise ignored. Any other
+/// signal reaches the intake only at `-v` (see [`supervise::take_signals`]) and
+/// is forwarded whoever sent it (the terminal sends SIGWINCH).
 fn forward_checked(family: &Family, arrival: Arrival) {
     let sig = arrival.signal;
-    if arrival.sent_by_another() {
+    let checked = FAULTS.contains(&sig) || sig == Signal::SIGPIPE;
+    if !checked || arrival.sent_by_another() {
         if supervise::forward(sig) {
             log::emit(Event::Forwarded { signal: sig, sender: arrival.sender, target: family.subject() });
         }

@@ -161,11 +161,14 @@ impl Intake {
 /// Takes over signal handling (call before any other thread exists, so every
 /// thread inherits the mask): `watched` (plus SIGCHLD, SIGCONT, the job-control
 /// stops, the faults and SIGPIPE) through the returned intake, every other
-/// catchable signal forwarded once [`Intake::forward_to`] names the child. Must
-/// be called inside a tokio runtime.
-pub fn take_signals(watched: &[Signal]) -> io::Result<Intake> {
+/// catchable signal forwarded once [`Intake::forward_to`] names the child. With
+/// `read_all` (`-v`, which logs each forwarded signal) every standard signal
+/// comes through the intake, for the loop to forward and log; only the
+/// real-time ones are still forwarded by their handler. Must be called inside a
+/// tokio runtime.
+pub fn take_signals(watched: &[Signal], read_all: bool) -> io::Result<Intake> {
     let all = intake_set();
-    let mut read = SigSet::empty();
+    let mut read = if read_all { all } else { SigSet::empty() };
     for sig in watched.iter().chain(&FAULTS).chain(&SUSPEND) {
         read.add(*sig);
     }
