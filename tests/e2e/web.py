@@ -176,6 +176,22 @@ def http_status(port, path="/", timeout=1.0):
     return int(match.group(1)) if match else None
 
 
+def listening(port):
+    """Whether anything listens on TCP PORT, read from /proc/net/tcp{,6}
+    without connecting to it."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
 def tail(path, lines=15):
     try:
         with open(path, "rb") as f:
@@ -231,7 +247,7 @@ def nginx_case(gracestop, stop_signal):
     quit_ = stop_signal == "QUIT"
     prefix = tempfile.mkdtemp(prefix="gracestop-e2e-nginx-")
     gs = None
-    pinned = {}  # pid -> (role, pidfd)
+    pinned = {}  # pid -> (role, pidfd, start time)
     sock = None
     try:
         for sub in ("conf", "logs", "html", "temp"):
@@ -279,7 +295,7 @@ def nginx_case(gracestop, stop_signal):
             if not stat or stat[1] != expected_parent or proc_comm(pid) != "nginx":
                 os.close(fd)
                 raise Setup(f"{role} {pid} changed before it was pinned")
-            pinned[pid] = (role, fd)
+            pinned[pid] = (role, fd, stat[2])
         checks.figures["master"] = master
         checks.figures["workers"] = workers
 
@@ -374,8 +390,11 @@ def nginx_case(gracestop, stop_signal):
             checks.check(len(body) < BLOB_SIZE, "the download survived SIGTERM: the control proves nothing")
             checks.check(code is not None, "gracestop did not exit")
         # Every nginx process is gone once gracestop has returned.
-        left = [f"{role} {pid}" for pid, (role, fd) in pinned.items()
-                if not (exited(fd) and pidfd_gone(fd))]
+        # Gone means: the pidfd says exited and reaped (ESRCH), and /proc has
+        # no entry for that PID with that start time.
+        left = [f"{role} {pid}" for pid, (role, fd, start) in pinned.items()
+                if not (exited(fd) and pidfd_gone(fd))
+                or (proc_stat(pid) or (None, None, None))[2] == start]
         checks.figures["nginx_left"] = left
         checks.check(not left, f"nginx processes left after gracestop exited: {left}")
         checks.figures["gracestop_log"] = tail(prefix + "/gracestop.log", 6)
@@ -383,11 +402,11 @@ def nginx_case(gracestop, stop_signal):
     finally:
         if sock is not None:
             sock.close()
-        for pid, (role, fd) in pinned.items():
+        for role, fd, start in pinned.values():
             kill_pidfd(fd)
         if gs is not None:
             stop_popen(gs)
-        for pid, (role, fd) in pinned.items():
+        for role, fd, start in pinned.values():
             os.close(fd)
         shutil.rmtree(prefix, ignore_errors=True)
 
@@ -434,6 +453,11 @@ class Tomcat:
             src = os.path.join(TOMCAT_CONF, name)
             if os.path.isfile(src) and name != "server.xml":
                 shutil.copy(src, os.path.join(self.base, "conf", name))
+        # Debian's own tomcat10 service (port 8080, /var/lib/tomcat10) is never
+        # used nor touched: this instance has its own base and free ports, and
+        # only the JVM named by our CATALINA_PID, verified to be our child, is
+        # ever signalled. Whether that service runs is recorded, for the record.
+        self.debian_service_port_8080 = listening(8080)
         self.http = free_port()
         self.shutdown = free_port()
         while self.shutdown == self.http:
@@ -456,11 +480,11 @@ class Tomcat:
         })
         self.jvm = None  # (pid, pidfd)
         self.reaper = None
-        self.jvm_exit = None
+        self.jvm_exit = self.jvm_exit_at = None
 
     def start(self):
         """`catalina.sh start`, then waits (bounded) for the JVM to be ours and ready."""
-        self.jvm_exit = None
+        self.jvm_exit = self.jvm_exit_at = None
         out_before = os.path.getsize(self.out) if os.path.exists(self.out) else 0
         subprocess.run([self.catalina, "start"], env=self.env, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=True)
@@ -491,6 +515,7 @@ class Tomcat:
     def _reap(self, pid):
         try:
             _, status = os.waitpid(pid, 0)
+            self.jvm_exit_at = time.monotonic()
             self.jvm_exit = os.waitstatus_to_exitcode(status)
         except ChildProcessError:
             pass
@@ -573,7 +598,8 @@ def timed(command, env=None, timeout=60):
     t0 = time.monotonic()
     proc = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, timeout=timeout)
-    return proc.returncode, time.monotonic() - t0, proc.stdout.decode("utf-8", "replace")
+    t1 = time.monotonic()
+    return proc.returncode, t1 - t0, proc.stdout.decode("utf-8", "replace"), t1
 
 
 def tomcat_stop_case(gracestop):
@@ -582,20 +608,28 @@ def tomcat_stop_case(gracestop):
     become_subreaper()
     checks = Checks("tomcat-stop")
     tomcat = Tomcat(catalina)
+    checks.figures["port_8080_listening"] = tomcat.debian_service_port_8080
     try:
         # a. gracestop
         since = tomcat.start()
         pid = tomcat.jvm[0]
-        code, took, output = timed([gracestop, "stop", "--pidfile", tomcat.pidfile, "--wait", "30", "--force"])
+        code, took, output, returned = timed(
+            [gracestop, "stop", "--pidfile", tomcat.pidfile, "--wait", "30", "--force"])
         gone = tomcat.wait_gone(5)
+        late = returned - tomcat.jvm_exit_at if tomcat.jvm_exit_at else None
         lines = orderly(tomcat.log(since))
         checks.figures["gracestop"] = {
             "jvm": pid, "exit": code, "seconds": round(took, 3), "jvm_exit": tomcat.jvm_exit,
+            "returned_after_jvm_exit_s": round(late, 3) if late is not None else None,
             "orderly_stop": lines, "output": output.strip().splitlines()[-4:],
         }
         checks.check(code == 0, f"gracestop stop exited {code}: {output}")
         checks.check(gone, "the JVM still runs after gracestop stop")
         checks.check(None not in lines, f"Tomcat's log lacks the orderly stop: {lines}")
+        # gracestop returns the moment the JVM has exited (pidfd), not on a
+        # poll tick: a generous bound, where a 1 s poll would be late by 0-1 s.
+        checks.check(late is not None and late < 0.5,
+                     f"gracestop returned {late} s after the JVM exited (bound: 0.5 s)")
         # 143: the JVM ran its shutdown hooks on SIGTERM; SIGKILL would show as -9.
         checks.check(tomcat.jvm_exit == 143, f"the JVM ended with {tomcat.jvm_exit}, expected 143 (SIGTERM, handled)")
         tomcat.kill()
@@ -603,11 +637,13 @@ def tomcat_stop_case(gracestop):
         # b. catalina.sh
         since = tomcat.start()
         pid = tomcat.jvm[0]
-        code, took_c, output = timed([catalina, "stop", "30", "-force"], env=tomcat.env)
+        code, took_c, output, returned = timed([catalina, "stop", "30", "-force"], env=tomcat.env)
         gone = tomcat.wait_gone(5)
+        late_c = returned - tomcat.jvm_exit_at if tomcat.jvm_exit_at else None
         lines = orderly(tomcat.log(since))
         checks.figures["catalina_sh"] = {
             "jvm": pid, "exit": code, "seconds": round(took_c, 3), "jvm_exit": tomcat.jvm_exit,
+            "returned_after_jvm_exit_s": round(late_c, 3) if late_c is not None else None,
             "orderly_stop": lines, "output": output.strip().splitlines()[-4:],
         }
         checks.check(code == 0, f"catalina.sh stop exited {code}: {output}")
@@ -626,6 +662,7 @@ def tomcat_stale_case(gracestop):
     checks = Checks("tomcat-stale")
     tomcat = Tomcat(catalina)
     victims = []
+    fds = []
     try:
         # Our own unrelated process. Its PID is only known once it runs, so the
         # file is written after the start and its mtime set 60 s back: the file
@@ -635,6 +672,7 @@ def tomcat_stale_case(gracestop):
         proc = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
         victims.append(proc)
         fd = os.pidfd_open(proc.pid)
+        fds.append(fd)
         # Reaped the moment it dies: as a zombie it would still pass
         # catalina.sh's `kill -0`, and catalina.sh would go on to its kill -9.
         reaper = threading.Thread(target=proc.wait, daemon=True)
@@ -643,7 +681,7 @@ def tomcat_stale_case(gracestop):
             f.write(f"{proc.pid}\n")
         old = time.time() - 60
         os.utime(tomcat.pidfile, (old, old))
-        code, took, output = timed([gracestop, "stop", "--pidfile", tomcat.pidfile, "--wait", "30", "--force"])
+        code, took, output, _ = timed([gracestop, "stop", "--pidfile", tomcat.pidfile, "--wait", "30", "--force"])
         alive = not exited(fd)
         checks.figures["gracestop"] = {"exit": code, "seconds": round(took, 3), "victim_alive": alive,
                                        "output": output.strip().splitlines()[-3:]}
@@ -651,7 +689,7 @@ def tomcat_stale_case(gracestop):
         checks.check(alive, "gracestop signalled the unrelated process a stale pidfile named")
 
         # catalina.sh, same CATALINA_PID, Tomcat not running.
-        code, took_c, output = timed([catalina, "stop", "30", "-force"], env=tomcat.env)
+        code, took_c, output, _ = timed([catalina, "stop", "30", "-force"], env=tomcat.env)
         killed = wait_exit(fd, 5)
         reaper.join(5 if killed else 0)
         status = proc.returncode
@@ -663,11 +701,12 @@ def tomcat_stale_case(gracestop):
         # `kill -0` passes, the shutdown port refuses, so it falls back to
         # `kill -15 $(cat $CATALINA_PID)`: our unrelated process dies of it.
         checks.check(killed, "catalina.sh left the unrelated process alive (expected it to signal it)")
-        os.close(fd)
         return checks
     finally:
         for proc in victims:
             stop_popen(proc)
+        for fd in fds:
+            os.close(fd)
         tomcat.close()
 
 
