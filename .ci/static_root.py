@@ -51,6 +51,10 @@ ENV = {"PATH": "/", "LANG": "C"}
 CHROOT = shutil.which("chroot") or sys.exit("static_root.py: chroot is missing")
 MOUNT = shutil.which("mount") or sys.exit("static_root.py: mount is missing")
 
+# Every command's own timeout is also cut to what is left of this budget, so
+# that the checks end (with FAIL lines) before .ci/static's outer timeout.
+BUDGET_END = time.monotonic() + 100
+
 passed = 0
 failed = 0
 started = []  # (Popen, pidfd) of every process this script started
@@ -82,9 +86,10 @@ def kill(proc, pidfd):
         proc.wait(timeout=10)
 
 
-def gracestop(*argv, timeout=20.0):
+def gracestop(*argv, timeout=10.0):
     """Runs `chroot ROOT /gracestop ARGV...`; (exit code or None on timeout, stdout, stderr, seconds)."""
     start = time.monotonic()
+    timeout = max(1.0, min(timeout, BUDGET_END - start))
     proc, pidfd = spawn([CHROOT, str(args.root), "/gracestop", *argv], subprocess.PIPE, subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -169,7 +174,7 @@ def check_help():
 
 def check_drain(port):
     url = f"http://{HOST}:{port}/deregister"
-    code, out, err, took = gracestop("drain", "--deregister-url", url, "--drain", "1s", timeout=20)
+    code, out, err, took = gracestop("drain", "--deregister-url", url, "--drain", "1s")
     calls = requested("/deregister")
     ok = code == 0 and len(calls) == 1 and "-> 200" in err and took >= 1.0
     report(
@@ -186,7 +191,7 @@ def check_unresolvable(port):
     )
     warning = [line for line in err.splitlines() if "warning:" in line and UNKNOWN_HOST in line]
     ok = code == 0 and warning and "panicked" not in err and not requested("/unresolvable")
-    report(ok, f"drain with an unknown host name: a warning, exit 0", f"exit {code}, {show(err)}")
+    report(ok, "drain with an unknown host name: a warning, exit 0", f"exit {code}, {show(err)}")
 
     code, out, err, _ = gracestop(
         "drain",
@@ -201,7 +206,8 @@ def check_unresolvable(port):
         "0s",
     )
     ok = code == 1 and "gracestop: error:" in err and "panicked" not in err
-    report(ok, "drain --deregister-strict with an unknown host name: an error, exit 1", f"exit {code}, {show(err)}")
+    name = "drain --deregister-strict with an unknown host name: an error, exit 1"
+    report(ok, name, f"exit {code}, {show(err)}")
 
 
 def check_run():
@@ -217,8 +223,9 @@ def check_run():
     # The namespace is fresh, so the PID just below pid_max is free.
     free_pid = int(proc_path("sys", "kernel", "pid_max").read_text()) - 1
     code, out, err, _ = gracestop("run", "--", "/gracestop", "stop", "--pid", str(free_pid))
-    ok = code == 3 and alive(free_pid) is False
-    report(ok, f"run passes through a child's exit 3 (stop --pid {free_pid}: not running)", f"exit {code}" if ok else show(err))
+    ok = code == 3 and not alive(free_pid)
+    name = f"run passes through a child's exit 3 (stop --pid {free_pid}: not running)"
+    report(ok, name, f"exit {code}" if ok else show(err))
 
     # 127 is also chroot's own "cannot run /gracestop": the message tells them apart.
     code, out, err, _ = gracestop("run", "--", "/no-such-program")
@@ -226,39 +233,97 @@ def check_run():
     report(ok, "run -- /no-such-program exits 127, said by gracestop", f"exit {code}, {show(err)}")
 
 
-def check_stop(name, run_flags, stop_flags, registry_path=None):
-    """Starts `run [RUN_FLAGS] -- /gracestop drain --drain 60s` in the root, then `stop --pid`s it."""
-    log = args.work.joinpath(f"run-{len(started)}.log")
+def start_run(log, run_flags, ready_also=lambda: True):
+    """Starts `run [RUN_FLAGS] -- /gracestop drain --drain 60s` in the root, stderr to LOG.
+
+    Returns (Popen, pidfd) once the child (the inner drain) logs that it waits
+    and `ready_also()` holds; raises TimeoutError (the process is then left to
+    the caller's `kill`) with what went wrong.
+    """
+    argv = [CHROOT, str(args.root), "/gracestop", "run", *run_flags, "--", "/gracestop", "drain", "--drain", "60s"]
     with open(log, "wb") as f:
-        runner, runner_fd = spawn(
-            [CHROOT, str(args.root), "/gracestop", "run", *run_flags, "--", "/gracestop", "drain", "--drain", "60s"],
-            subprocess.DEVNULL,
-            f,
-        )
+        runner, runner_fd = spawn(argv, subprocess.DEVNULL, f)
+
+    def ready():
+        return runner.poll() is not None or ("drain waiting" in log.read_text() and ready_also())
+
     try:
-        # Ready once the child (the inner drain) says it waits.
-        try:
-            wait_for("'drain waiting' line", lambda: "drain waiting" in log.read_text() or runner.poll() is not None, 10)
-            if runner.poll() is not None:
-                raise TimeoutError(f"run exited {runner.returncode} before its child was ready")
-        except TimeoutError as e:
-            report(False, name, f"{e}; {show(log.read_text())}")
-            return
+        wait_for("'drain waiting' line", ready, 10)
+        if runner.poll() is not None:
+            raise TimeoutError(f"run exited {runner.returncode} before its child was ready")
+    except TimeoutError as e:
+        kill(runner, runner_fd)
+        raise TimeoutError(f"{e}; {show(log.read_text())}") from None
+    return runner, runner_fd
+
+
+def reap(runner):
+    """The exit code of our `run`, which should be gone or going; None after 10 s."""
+    try:
+        return runner.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def check_stop(name, run_flags, stop_flags, registry_path=None):
+    """`stop --pid` of a `run` started in the root: stopped, its child too, everyone exits 0."""
+    log = args.work.joinpath(f"run-{len(started)}.log")
+    try:
+        runner, runner_fd = start_run(log, run_flags)
+    except TimeoutError as e:
+        report(False, name, str(e))
+        return
+    try:
         inner = children(runner.pid)
-        code, out, err, took = gracestop("stop", "--pid", str(runner.pid), "--wait", "10", *stop_flags, timeout=30)
+        code, out, err, took = gracestop("stop", "--pid", str(runner.pid), "--wait", "10", *stop_flags, timeout=20)
         gone = not alive(runner.pid) and all(not alive(pid) for pid in inner)
-        try:
-            run_code = runner.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            run_code = None
+        run_code = reap(runner)
         calls = requested(registry_path) if registry_path else []
         ok = code == 0 and gone and run_code == 0 and inner and (registry_path is None or len(calls) == 1)
-        detail = f"stop exit {code} after {took:.2f}s, run {runner.pid} and child {inner} gone: {gone}, run exit {run_code}"
+        detail = (
+            f"stop exit {code} after {took * 1000:.0f} ms, run {runner.pid} and child {inner} gone: {gone}, "
+            f"run exit {run_code}"
+        )
         if registry_path:
             detail += f", registry saw {calls}"
         if not ok:
             detail += f"; stop: {show(err)}; run: {show(log.read_text())}"
         report(ok, name, detail)
+    finally:
+        kill(runner, runner_fd)
+
+
+def check_pidfile():
+    """`run --pidfile` in the root, a foreign pidfile refused, the right one stopped."""
+    log = args.work.joinpath("run-pidfile.log")
+    app_pid = args.root / "tmp" / "app.pid"
+    foreign = args.root / "tmp" / "foreign.pid"
+    try:
+        runner, runner_fd = start_run(log, ["--pidfile", "/tmp/app.pid"], app_pid.exists)
+    except TimeoutError as e:
+        report(False, "run --pidfile /tmp/app.pid", str(e))
+        return
+    try:
+        written = app_pid.read_text().strip()
+        ok = written == str(runner.pid)
+        report(ok, "run --pidfile /tmp/app.pid writes its PID", f"{written!r}, run is {runner.pid}")
+
+        # A pidfile that user 54321 (no such user: there is no /etc/passwd
+        # here) controls may not aim gracestop at root's process.
+        foreign.write_text(f"{runner.pid}\n")
+        os.chown(foreign, 54321, 54321)
+        code, out, err, _ = gracestop("stop", "--pidfile", "/tmp/foreign.pid", "--wait", "10")
+        ok = code == 1 and "uid 54321" in err and "panicked" not in err and alive(runner.pid)
+        name = "stop --pidfile of another user, naming root's process: refused, exit 1"
+        report(ok, name, f"exit {code}, {show(err)}")
+
+        code, out, err, took = gracestop("stop", "--pidfile", "/tmp/app.pid", "--wait", "10", timeout=20)
+        run_code = reap(runner)
+        ok = code == 0 and run_code == 0 and not app_pid.exists()
+        detail = f"stop exit {code} after {took * 1000:.0f} ms, run exit {run_code}, pidfile left: {app_pid.exists()}"
+        if not ok:
+            detail += f"; stop: {show(err)}; run: {show(log.read_text())}"
+        report(ok, "stop --pidfile /tmp/app.pid: stopped, exit 0, pidfile removed", detail)
     finally:
         kill(runner, runner_fd)
 
@@ -294,6 +359,7 @@ def main():
         [],
         "/run-deregister",
     )
+    check_pidfile()
 
 
 try:
