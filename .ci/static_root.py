@@ -50,6 +50,7 @@ ENV = {"PATH": "/", "LANG": "C"}
 # Looked up here, in the caller's PATH: ENV's is the root's.
 CHROOT = shutil.which("chroot") or sys.exit("static_root.py: chroot is missing")
 MOUNT = shutil.which("mount") or sys.exit("static_root.py: mount is missing")
+UNSHARE = shutil.which("unshare") or sys.exit("static_root.py: unshare is missing")
 
 # Every command's own timeout is also cut to what is left of this budget, so
 # that the checks end (with FAIL lines) before .ci/static's outer timeout.
@@ -328,6 +329,50 @@ def check_pidfile():
         kill(runner, runner_fd)
 
 
+def check_pid1(port):
+    """A container's entrypoint: `run` as PID 1 of its own PID namespace, in the root, and SIGTERM from outside."""
+    name = "run as PID 1 (the container case), SIGTERM from outside: deregisters by host name, exits 0"
+    log = args.work.joinpath("run-pid1.log")
+    path = "/pid1-deregister"
+    # A PID namespace of its own, with its own procfs on the root's /proc (in
+    # a mount namespace of its own too: ours keeps its procfs), as a
+    # container runtime does.
+    argv = [UNSHARE, "--pid", "--mount", "--fork", "--kill-child", f"--mount-proc={args.root / 'proc'}"]
+    argv += [CHROOT, str(args.root), "/gracestop", "run", "--deregister-url", f"http://{HOST}:{port}{path}"]
+    argv += ["--drain", "0s", "--", "/gracestop", "drain", "--drain", "60s"]
+    with open(log, "wb") as f:
+        outer, outer_fd = spawn(argv, subprocess.DEVNULL, f)
+    pid1_fd = None
+    try:
+        try:
+            wait_for("'drain waiting' line", lambda: outer.poll() is not None or "drain waiting" in log.read_text(), 10)
+            if outer.poll() is not None:
+                raise TimeoutError(f"unshare exited {outer.returncode} before the child was ready")
+        except TimeoutError as e:
+            report(False, name, f"{e}; {show(log.read_text())}")
+            return
+        # unshare's one child is the namespace's PID 1: chroot, now gracestop.
+        (pid1,) = children(outer.pid)
+        pid1_fd = os.pidfd_open(pid1)
+        comm = proc_path(pid1, "comm").read_text().strip()
+        if comm != "gracestop":
+            report(False, name, f"unshare's child {pid1} is {comm!r}, not gracestop")
+            return
+        status = proc_path(pid1, "status").read_text()
+        nspid = [line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")]
+        signal.pidfd_send_signal(pid1_fd, signal.SIGTERM)
+        code = reap(outer)
+        calls = requested(path)
+        ok = code == 0 and nspid and nspid[0][-1] == "1" and len(calls) == 1
+        pids = " ".join(nspid[0]) if nspid else "?"
+        detail = f"PID {pid1} here, NSpid {pids}, exit {code}, registry saw {calls}"
+        report(ok, name, detail if ok else f"{detail}; {show(log.read_text())}")
+    finally:
+        if pid1_fd is not None:
+            os.close(pid1_fd)
+        kill(outer, outer_fd)
+
+
 def main():
     if os.getpid() != 1:
         sys.exit("static_root.py: must be PID 1 of its own namespaces (run it under unshare --pid --fork)")
@@ -360,6 +405,7 @@ def main():
         "/run-deregister",
     )
     check_pidfile()
+    check_pid1(port)
 
 
 try:
