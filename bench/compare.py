@@ -45,6 +45,9 @@ PEERS = ("tini", "dumb-init", "catatonit")
 TIMEOUT = "/usr/bin/timeout"
 LB = REPO / "tests/e2e/lb.py"
 STRATEGIES = (("kill-15", "kill -15"), ("stop", "gracestop stop"), ("run", "gracestop run"))
+CHART_LABELS = {"kill-15": "kill -15 (SIGTERM straight away)",
+                "stop": "gracestop stop (deregister, drain 2 s, SIGTERM, wait)",
+                "run": "gracestop run, sent SIGTERM (deregister, drain 2 s, SIGTERM, wait)"}
 EXIT_DELAY = (0.2, 1.2)  # the graceful target exits this long (uniform, s) after SIGTERM
 
 
@@ -404,7 +407,8 @@ def table_stopping(t, stop):
             ok1 = None if not (s and to) else med <= 1.5 * to["median"] + 0.5
             verdicts.append(t.verdict(ok1, "<= 1.5 x timeout's + 0.5 ms"))
             ok2 = None if not (s and ssd) else ssd["median"] >= 3 * med
-            verdicts.append(t.verdict(ok2, "3 x faster than start-stop-daemon"))
+            times = f" (it is {ssd['median'] / med:.0f} x)" if ok2 is not None and med > 0 else ""
+            verdicts.append(t.verdict(ok2, ">= 3 x faster than start-stop-daemon" + times))
         t.row("exit detection, ms" if first else "", k, "n/a" if s is None else med,
               s["p90"] if s else None, s["n"] if s else None,
               ratio(med, to["median"]) if to and k != ref else None,
@@ -461,8 +465,9 @@ def table_rolling(t, rolling, args):
                 t.row(f"failed requests ({mode})" if strategy == "kill-15" else "", label,
                       "n/a", verdict=verdict)
                 continue
-            detail = (f"non-2xx {r['non2xx']}, conn errors {r['conn_errors']}, "
-                      f"stop {r['stop_seconds']:.2f} s")
+            timeouts = sum(1 for x in r.get("timeline", []) if x[1] == "timeout")
+            detail = (f"non-2xx {r['non2xx']}, conn. errors {r['conn_errors']}, "
+                      f"timeouts {timeouts}")
             t.row(f"failed requests ({mode})" if strategy == "kill-15" else "", label,
                   r["failed"], None, r["requests"], verdict=f"{verdict}  [{detail}]", fmt="d")
         for strategy, label in STRATEGIES:
@@ -593,7 +598,7 @@ def chart_panels(rolling):
     """(HAProxy mode, [(label, result)]): kill -15 first, then the gracestop strategies."""
     for mode in ("noretry", "default"):
         res = (rolling or {}).get(mode) or {}
-        panels = [(label, res[s]) for s, label in STRATEGIES if res.get(s)]
+        panels = [(CHART_LABELS[s], res[s]) for s, _ in STRATEGIES if res.get(s)]
         if len(panels) >= 2 and res.get("kill-15"):
             return mode, panels
     return None, []
@@ -689,6 +694,7 @@ def main():
         table_rolling(t, rolling, args)
     print("gracestop against its peers: one run, configurations interleaved, every verdict "
           "against a peer measured in this run")
+    print(time.strftime("run: %Y-%m-%d %H:%M UTC", time.gmtime()))
     for line in header:
         print(line)
     if sup.get("argv"):
