@@ -450,8 +450,12 @@ def table_rolling(t, rolling, args):
     t.section("ROLLING STOP behind HAProxy: one of two backends stopped under "
               f"{args.rate} req/s (tests/e2e/lb.py)")
     if rolling is None:
-        for _, label in STRATEGIES:
-            t.row("failed requests", label, f"not run ({args.lb} missing)")
+        try:
+            lb = args.lb.resolve().relative_to(REPO)
+        except ValueError:
+            lb = args.lb
+        for i, (_, label) in enumerate(STRATEGIES):
+            t.row("" if i else "failed requests", label, f"  not run ({lb} missing)")
         return
     for mode, res in rolling.items():
         for strategy, label in STRATEGIES:
