@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Measure what `gracestop run` costs as a supervisor, side by side with tini and dumb-init.
+"""Measure what `gracestop run` costs as a supervisor, side by side with tini, dumb-init, catatonit.
 
-1. Idle wakeups. Each supervisor runs `sleep 1000`, all three at once. Readiness is a
+1. Idle wakeups. Each supervisor runs `sleep 1000`, all at once. Readiness is a
    handshake: a process named `sleep` must appear in /proc as the supervisor's child; then
    0.5 s to settle. Voluntary + nonvoluntary context switches, summed over
    /proc/PID/task/*/status, are read before and after the idle window (10 s): each wakeup
@@ -36,7 +36,7 @@ import argparse, json, os, platform, select, shutil, signal, statistics, subproc
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SUPERVISORS = ("gracestop", "tini", "dumb-init")
+SUPERVISORS = ("gracestop", "tini", "dumb-init", "catatonit")
 TARGETS = dict(wakeups=0, rss_mb=3.0, fwd_overhead_us=30.0, start_overhead_ms=1.5)
 PROCS, PINNED = [], []  # Popen objects to reap; pidfds (children first) to SIGKILL at the end
 
@@ -52,6 +52,15 @@ for _ in range(600):  # bounded lifetime, should the harness ever lose track of 
 
 class Watchdog(Exception):
     """Raised by SIGALRM when the whole benchmark overruns its time budget."""
+
+
+def prefix_for(name, path):
+    """The argv prefix that runs a command under supervisor `name` (binary at path).
+
+    Each in its documented form for supervising one command: gracestop quiet (its default
+    is an event log on stderr), tini as a subreaper (as it warns to be, when not PID 1)."""
+    return {"gracestop": [path, "-q", "run", "--"], "tini": [path, "-s", "--"],
+            "dumb-init": [path], "catatonit": [path, "--"]}[name.split("-static")[0]]
 
 
 def status(pid):
@@ -324,14 +333,14 @@ def main():
         print(f"gracestop binary not found at {gs}\nbuild it with:\n"
               f"    cd {REPO} && cargo build --release", file=sys.stderr)
         return 2
-    paths = {"gracestop": gs, "tini": shutil.which("tini"), "dumb-init": shutil.which("dumb-init")}
+    paths = {"gracestop": gs, **{n: shutil.which(n) for n in SUPERVISORS[1:]}}
     missing = [n for n, p in paths.items() if not p]
     if missing:
         print(f"warning: {', '.join(missing)} not found, reported as n/a; install with:\n"
               f"    apt-get update && apt-get install -y {' '.join(missing)}", file=sys.stderr)
     names = tuple(n for n in SUPERVISORS if paths[n])
-    prefix = {"gracestop": [gs, "-q", "run", "--"], "tini": [paths["tini"], "-s", "--"],
-              "dumb-init": [paths["dumb-init"]], "direct": []}
+    prefix = {n: prefix_for(n, paths[n]) for n in names}
+    prefix["direct"] = []
     argv_for = lambda name, cmd: prefix[name] + cmd
     idle_s, n_sig, n_start = (3, 30, 30) if args.quick else (10, 200, 200)
     pause_s = max(0.0, args.pause_ms) / 1000

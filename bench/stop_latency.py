@@ -28,7 +28,7 @@ Safety: only processes this script started are signalled, through pidfds opened 
 spawning them (so a PID can never be recycled under us); every loop is bounded; all targets
 are SIGKILLed in a finally; files live in a temporary directory.
 """
-import argparse, itertools, json, os, platform, signal, subprocess, sys, tempfile, threading, time
+import argparse, itertools, json, os, platform, select, signal, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,14 +37,17 @@ DEVNULL = subprocess.DEVNULL
 WATCHDOG_S = 20  # no stopper run may take longer than this
 LIVE = set()     # targets not yet known to be reaped (killed in the top-level finally)
 SERIAL = itertools.count()  # unique readiness/stamp file names per target
+EARLY_NS = 5_000_000  # a kill this much before --wait is an error, not handler delay
+DELAY = (0.05, 0.4)  # a graceful target exits this many seconds (uniform) after SIGTERM
 
 TARGET_SRC = r'''
 import os, random, signal, sys, time
 mode, ready, stamp = sys.argv[1:4]
+lo, hi = (float(x) for x in sys.argv[4:6])
 fd = os.open(stamp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 def on_term(signum, frame):
     if mode == "graceful":
-        time.sleep(random.uniform(0.05, 0.4))  # cleanup: exit must not coincide with the signal
+        time.sleep(random.uniform(lo, hi))  # cleanup: exit must not coincide with the signal
         os.write(fd, b"%d\n" % time.monotonic_ns())
         os._exit(0)
     os.write(fd, b"%d\n" % time.monotonic_ns())  # stubborn: note the signal, keep running
@@ -73,31 +76,82 @@ def pidfd_kill(pidfd):
 
 
 class Target:
-    """A target process plus the reaper thread that wait()s on it from the start."""
+    """A target process plus the thread that notes the moment it exits.
 
-    def __init__(self, tmp, mode):
+    Normally the target is our child and the thread wait()s on it from the start, so it
+    never lingers as a zombie. With `launcher` (an argv prefix such as GNU `timeout -k 2s
+    3600`), the launcher is our child and the target is the launcher's: once the target is
+    ready, it is pinned by a pidfd (its parent checked) and the thread blocks in poll() on
+    that pidfd, which the kernel makes readable at the same exit notification that wakes a
+    parent's wait(). `reaped_ns` is that moment either way; `pid` is the target's PID.
+    """
+
+    def __init__(self, tmp, mode, delay=DELAY, launcher=None):
         n = next(SERIAL)
         self.ready, self.stamp = tmp / f"ready{n}", tmp / f"stamp{n}"
         # -I -S: no site packages or environment, so a small process with a quick teardown
-        self.proc, self.pidfd = spawn([sys.executable, "-I", "-S", str(tmp / "target.py"),
-                                       mode, str(self.ready), str(self.stamp)])
+        self.proc, self.pidfd = spawn(list(launcher or []) + [
+            sys.executable, "-I", "-S", str(tmp / "target.py"), mode, str(self.ready),
+            str(self.stamp), str(delay[0]), str(delay[1])])
         LIVE.add(self)
+        self.launcher = launcher
+        self.pid = None if launcher else self.proc.pid
+        self.target_pidfd = None if launcher else self.pidfd
         self.reaped_ns = None
-        self.thread = threading.Thread(target=self._reap, daemon=True)
-        self.thread.start()
+        self.thread = threading.Thread(target=self._reap if not launcher else self._watch,
+                                       daemon=True)
+        if not launcher:
+            self.thread.start()
 
     def _reap(self):
         self.proc.wait()
         self.reaped_ns = time.monotonic_ns()
 
+    def _watch(self):
+        poller = select.poll()
+        poller.register(self.target_pidfd, select.POLLIN)
+        if poller.poll(WATCHDOG_S * 3 * 1000):  # bounded; the target's lifetime is too
+            self.reaped_ns = time.monotonic_ns()
+
+    def alive(self):
+        """Whether the target may still run (its exit has not been noted yet)."""
+        return self.thread.is_alive() or (self.launcher is not None and self.pid is None
+                                          and self.proc.poll() is None)
+
     def wait_ready(self, limit_s=10.0):
         """Poll (bounded) for the readiness file the target creates once its handler is set."""
         deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline and self.thread.is_alive():
+        while time.monotonic() < deadline and self.alive():
             if self.ready.exists():
+                if self.launcher:
+                    self._pin(int(self.ready.read_text()))
                 return
             time.sleep(0.001)
         raise RuntimeError(f"target {self.proc.pid} never became ready")
+
+    def _pin(self, pid):
+        """Pin the launcher's child by a pidfd, check its parent once pinned, start watching."""
+        fd = os.pidfd_open(pid)
+        with open(f"/proc/{pid}/stat") as f:
+            ppid = int(f.read().rpartition(")")[2].split()[1])
+        if ppid != self.proc.pid:
+            os.close(fd)
+            raise RuntimeError(f"PID {pid} is not a child of the launcher {self.proc.pid}")
+        self.pid, self.target_pidfd = pid, fd
+        self.thread.start()
+
+    def stop_through_launcher(self, sig=signal.SIGTERM):
+        """Signal the launcher (it forwards to the target) and wait for it, under a watchdog.
+
+        Returns (the launcher's exit status, the moment its wait() returned in ns)."""
+        dog = threading.Timer(WATCHDOG_S, pidfd_kill, (self.pidfd,))
+        dog.start()
+        try:
+            signal.pidfd_send_signal(self.pidfd, sig)
+            rc = self.proc.wait()  # no timeout: Popen.wait(timeout) polls, blurring the timing
+            return rc, time.monotonic_ns()
+        finally:
+            dog.cancel()
 
     def first_stamp(self):
         """The first monotonic_ns the target wrote, or None."""
@@ -105,7 +159,24 @@ class Target:
         return int(lines[0]) if lines else None
 
     def kill(self):
-        """SIGKILL the target if it may still run, reap it, release the pidfd."""
+        """SIGKILL the target (and launcher) if they may still run, reap, release the pidfds."""
+        if self.launcher:
+            if self.target_pidfd is not None:
+                pidfd_kill(self.target_pidfd)  # the target first: killing the launcher orphans it
+                if self.thread.is_alive():
+                    self.thread.join(5)
+            if self.proc.poll() is None:
+                pidfd_kill(self.pidfd)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.proc.poll() is not None and not self.thread.is_alive():
+                os.close(self.pidfd)
+                if self.target_pidfd is not None:
+                    os.close(self.target_pidfd)
+                LIVE.discard(self)
+            return
         if self.thread.is_alive():
             pidfd_kill(self.pidfd)
             self.thread.join(5)
@@ -127,19 +198,29 @@ def run_stopper(argv):
         os.close(pidfd)
 
 
-def run_a(tmp, argv_for):
-    """One part-A run: stop a graceful target, return a record with latency_ns."""
-    t = Target(tmp, "graceful")
+def run_a(tmp, argv_for, delay=DELAY, launcher=None):
+    """One part-A run: stop a graceful target, return a record with latency_ns.
+
+    argv_for(pid) is the stopper's command line; with launcher (argv_for is then None) the
+    target runs under it and the stop is a SIGTERM to the launcher, which forwards it."""
+    t = Target(tmp, "graceful", delay, launcher)
     try:
         t.wait_ready()
-        rc, ret_ns = run_stopper(argv_for(t.proc.pid))
+        if launcher:
+            rc, ret_ns = t.stop_through_launcher()
+            target_rc = None  # the launcher's child: its status is the launcher's to see
+        else:
+            rc, ret_ns = run_stopper(argv_for(t.pid))
         t.thread.join(5)
+        if not launcher:
+            target_rc = t.proc.returncode
         exit_ns = t.first_stamp()
-        rec = dict(rc=rc, target_rc=t.proc.returncode, exit_ns=exit_ns, return_ns=ret_ns,
+        rec = dict(rc=rc, target_rc=target_rc, exit_ns=exit_ns, return_ns=ret_ns,
                    reaped_ns=t.reaped_ns, latency_ns=ret_ns - exit_ns if exit_ns else None)
         problems = [rc != 0 and f"stopper exited {rc}",
                     t.thread.is_alive() and "target still alive after stopper returned",
-                    t.proc.returncode not in (None, 0) and f"target status {t.proc.returncode}",
+                    target_rc not in (None, 0) and f"target status {target_rc}",
+                    t.reaped_ns is None and "the target's exit was not noted",
                     exit_ns is None and "target wrote no exit stamp",
                     exit_ns is not None and ret_ns < exit_ns and "returned before target exit"]
         rec["error"] = "; ".join(p for p in problems if p) or None
@@ -155,22 +236,33 @@ def run_baseline():
     return dict(latency_ns=time.monotonic_ns() - t0, error=None)
 
 
-def run_b(tmp, gracestop):
-    """One part-B run: a target that ignores SIGTERM, `--wait 2 --force`; record lateness."""
-    t = Target(tmp, "stubborn")
+def run_b(tmp, gracestop, launcher=None):
+    """One part-B run: a target that ignores SIGTERM, `--wait 2 --force`; record lateness.
+
+    With launcher (e.g. `timeout -k 2s 3600`; gracestop is then None) the target runs under
+    it and gets SIGTERM through it; the launcher's kill-after must do the SIGKILL."""
+    t = Target(tmp, "stubborn", launcher=launcher)
     try:
         t.wait_ready()
-        rc, _ = run_stopper([gracestop, "stop", "-q", "--pid", str(t.proc.pid),
-                             "--wait", "2", "--force"])
+        if launcher:
+            rc, _ = t.stop_through_launcher()
+            ok_rc = (-9, 137)  # GNU timeout SIGKILLs its whole process group, itself included
+        else:
+            rc, _ = run_stopper([gracestop, "stop", "-q", "--pid", str(t.pid),
+                                 "--wait", "2", "--force"])
+            ok_rc = (0,)
         t.thread.join(5)
         term_ns = t.first_stamp()
         late = (t.reaped_ns - term_ns - 2_000_000_000) if term_ns and t.reaped_ns else None
-        problems = [rc != 0 and f"gracestop exited {rc}",
-                    t.thread.is_alive() and "target still alive after gracestop returned",
-                    t.proc.returncode not in (None, -9) and f"target status {t.proc.returncode}",
+        target_rc = None if launcher else t.proc.returncode
+        problems = [rc not in ok_rc and f"stopper exited {rc}",
+                    t.thread.is_alive() and "target still alive after the stopper returned",
+                    target_rc not in (None, -9) and f"target status {target_rc}",
                     term_ns is None and "target saw no SIGTERM",
-                    late is not None and late < 0 and "killed BEFORE --wait elapsed"]
-        return dict(rc=rc, target_rc=t.proc.returncode, term_ns=term_ns, death_ns=t.reaped_ns,
+                    # the TERM stamp is taken in the target's handler, a little after the
+                    # stopper started its clock: a slightly negative lateness is that delay
+                    late is not None and late < -EARLY_NS and "killed BEFORE --wait elapsed"]
+        return dict(rc=rc, target_rc=target_rc, term_ns=term_ns, death_ns=t.reaped_ns,
                     lateness_ns=late, error="; ".join(p for p in problems if p) or None)
     finally:
         t.kill()
@@ -218,15 +310,20 @@ def row(label, s, ratio=""):
             f"{s['min']:>10.3f}{s['max']:>10.3f}  {ratio}")
 
 
-def measure(gs, n):
-    """Run parts A (interleaved) and B; return (part A records by kind, B, B floor, errors)."""
-    stoppers = {
+def stoppers(gs):
+    """{name: argv_for(pid)}: each stopper's command line to stop PID pid with SIGTERM."""
+    return {
         "gracestop": lambda p: [gs, "stop", "-q", "--pid", str(p), "--wait", "30"],
         "start-stop-daemon": lambda p: [SSD, "--stop", "--pid", str(p),
                                         "--retry", "TERM/30/KILL/5"],
         "catalina-style sh loop": lambda p: ["sh", "-c", f"kill -15 {p}; while kill -0 {p} "
                                              "2>/dev/null; do sleep 1; done"],
     }
+
+
+def measure(gs, n):
+    """Run parts A (interleaved) and B; return (part A records by kind, B, B floor, errors)."""
+    stoppers_ = stoppers(gs)
     counts = {"gracestop": n, "start-stop-daemon": n,
               "catalina-style sh loop": max(1, round(n * 8 / 25)), "baseline": n}
     if not os.access(SSD, os.X_OK):
@@ -241,7 +338,7 @@ def measure(gs, n):
             plan = interleave(counts)
             print(f"part A: {len(plan)} interleaved runs ...", file=sys.stderr)
             for name in plan:
-                rec = run_baseline() if name == "baseline" else run_a(tmp, stoppers[name])
+                rec = run_baseline() if name == "baseline" else run_a(tmp, stoppers_[name])
                 res[name].append(rec)
                 if rec["error"]:
                     errors.append(f"A {name} run {len(res[name])}: {rec['error']}")
