@@ -48,7 +48,8 @@ finally. Backends and HAProxy get PR_SET_PDEATHSIG (SIGKILL) and the JVMs halt a
 --lifetime seconds, so nothing outlives a killed harness. Every wait is bounded.
 
 Exit status: 0 when the scenario ran (whatever it lost: judging is the caller's job), 1
-when it could not run, 77 when a tool (java, javac, haproxy, unshare) is missing.
+when it could not run, 77 when a tool (java, javac, haproxy, unshare) is missing, 78 when
+the machine refuses the kubelet simulation (not root, or PID namespaces not allowed).
 """
 
 import argparse
@@ -76,10 +77,15 @@ LIFETIME_S = 180  # the JVMs' safety net
 DRAIN = "2s"  # > inter 300 ms x fall 2 (+ one interval of phase), with margin
 REQUEST_TIMEOUT_S = 5.0  # > HAProxy's 3 retries of a refused connection (1 s apart)
 EXIT_MISSING_TOOL = 77
+EXIT_REFUSED = 78
 
 
 class Missing(Exception):
     """A tool the scenario needs is not installed."""
+
+
+class Refused(Exception):
+    """The machine does not allow the scenario (not root, PID namespaces refused)."""
 
 
 class HarnessError(Exception):
@@ -525,15 +531,21 @@ def wait_until(deadline):
 # scenarios
 
 def _workdir(keep):
-    return tempfile.mkdtemp(prefix="gracestop-e2e-")
+    path = tempfile.mkdtemp(prefix="gracestop-e2e-")
+    if keep:
+        print(f"lb.py: logs and configuration kept in {path}", file=sys.stderr)
+    return path
 
 
 def _log_lines(path, limit=60):
     return tail(path, limit)
 
 
-def rolling(gracestop, strategy, haproxy_mode, rate=100, seconds=15.0, cache_dir=None, keep=False):
-    """Runs one rolling-stop scenario; returns the result dict (see the module doc)."""
+def rolling(gracestop, strategy, haproxy_mode, rate=100, seconds=15.0, cache_dir=None, keep=False,
+            drain=DRAIN):
+    """Runs one rolling-stop scenario; returns the result dict (see the module doc).
+
+    drain is gracestop's --drain (stop, run); shorter than HAProxy's detection, it loses."""
     if strategy not in ("kill-15", "stop", "run"):
         raise HarnessError(f"unknown strategy {strategy}")
     gracestop = os.path.abspath(gracestop)
@@ -548,7 +560,7 @@ def rolling(gracestop, strategy, haproxy_mode, rate=100, seconds=15.0, cache_dir
         def under_gracestop(port):
             return [gracestop, "run", "--log-format", "json",
                     "--deregister-url", f"http://127.0.0.1:{port}/deregister",
-                    "--drain", DRAIN, "--wait", "30", "--remap-exit", "143=0", "--"]
+                    "--drain", drain, "--wait", "30", "--remap-exit", "143=0", "--"]
 
         target = Backend("b2", classes, workdir, wrapper=under_gracestop if strategy == "run" else None)
         opened.append(target)
@@ -563,14 +575,14 @@ def rolling(gracestop, strategy, haproxy_mode, rate=100, seconds=15.0, cache_dir
             watch = StatusWatch(haproxy, "b2", t0)
             try:
                 wait_until(t0 + max(2.0, 0.3 * seconds))
-                result = _stop(strategy, gracestop, target, jvm_fd, workdir, t0)
+                result = _stop(strategy, gracestop, target, jvm_fd, workdir, t0, drain)
                 wait_until(max(t0 + seconds, t0 + result["stop_done_s"] + 3.0))
             finally:
                 timeline = load.stop()
                 changes = watch.stop()
         finally:
             os.close(jvm_fd)
-        result.update({"strategy": strategy, "haproxy": haproxy_mode, "rate": rate,
+        result.update({"strategy": strategy, "haproxy": haproxy_mode, "rate": rate, "drain": drain,
                        "load_seconds": round(timeline[-1][0], 3) if timeline else 0.0,
                        "max_send_lag_ms": round(load.max_lag * 1000, 1),
                        "haproxy_b2_status": changes,
@@ -585,7 +597,7 @@ def rolling(gracestop, strategy, haproxy_mode, rate=100, seconds=15.0, cache_dir
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _stop(strategy, gracestop, target, jvm_fd, workdir, t0):
+def _stop(strategy, gracestop, target, jvm_fd, workdir, t0, drain):
     """Stops target by strategy; the timings and exit codes."""
     gracestop_log = None
     exit_codes = {}
@@ -597,7 +609,7 @@ def _stop(strategy, gracestop, target, jvm_fd, workdir, t0):
         gracestop_log = os.path.join(workdir, "gracestop-stop.log")
         stopper = Proc("gracestop stop", [
             gracestop, "stop", "--log-format", "json", "--pid", str(target.jvm_pid),
-            "--deregister-url", f"{target.url}/deregister", "--drain", DRAIN, "--wait", "30"],
+            "--deregister-url", f"{target.url}/deregister", "--drain", drain, "--wait", "30"],
             gracestop_log, die_with_parent=False)
         try:
             exit_codes["gracestop"] = stopper.wait(timeout=60)
@@ -655,9 +667,13 @@ def kubelet(gracestop, app="well-behaved", grace=10.0, prestop_budget=4.0, rate=
     """The kubelet's order against `gracestop run` as PID 1 of a PID namespace; the result dict."""
     if app not in ("well-behaved", "stubborn"):
         raise HarnessError(f"unknown app {app}")
-    if os.geteuid() != 0:
-        raise Missing("the kubelet simulation needs root (unshare --pid --mount-proc)")
     unshare = require("unshare")
+    if os.geteuid() != 0:
+        raise Refused("the kubelet simulation needs root (unshare --pid --mount-proc)")
+    probe = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "--", "true"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        raise Refused(f"unshare --pid --fork --mount-proc is refused here: {probe.stderr.strip()}")
     gracestop = os.path.abspath(gracestop)
     classes = compile_backend(cache_dir or default_cache())
     require("haproxy")
@@ -799,6 +815,7 @@ def main(argv=None):
     roll.add_argument("--strategy", choices=["kill-15", "stop", "run"], required=True)
     roll.add_argument("--haproxy", choices=sorted(HAPROXY_MODES), required=True)
     roll.add_argument("--seconds", type=float, default=15.0)
+    roll.add_argument("--drain", default=DRAIN, help=f"gracestop's --drain (default {DRAIN})")
     kube = sub.add_parser("kubelet", help="a kubelet's termination order, gracestop as PID 1")
     kube.add_argument("--app", choices=["well-behaved", "stubborn"], required=True)
     kube.add_argument("--grace", type=float, default=10.0, help="terminationGracePeriodSeconds")
@@ -812,13 +829,16 @@ def main(argv=None):
     try:
         if args.command == "rolling":
             result = rolling(args.gracestop, args.strategy, args.haproxy, args.rate, args.seconds,
-                             args.cache, args.keep)
+                             args.cache, args.keep, args.drain)
         else:
             result = kubelet(args.gracestop, args.app, args.grace, rate=args.rate, cache_dir=args.cache,
                              keep=args.keep)
     except Missing as missing:
         print(f"lb.py: skipped: {missing}", file=sys.stderr)
         return EXIT_MISSING_TOOL
+    except Refused as refused:
+        print(f"lb.py: skipped: {refused}", file=sys.stderr)
+        return EXIT_REFUSED
     except HarnessError as error:
         print(f"lb.py: error: {error}", file=sys.stderr)
         return 1
