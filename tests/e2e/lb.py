@@ -73,7 +73,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 JAVA_SOURCE = os.path.join(HERE, "Backend.java")
 # Small, quick-starting JVMs: the machine has two cores and runs HAProxy and the load too.
 JAVA_OPTS = ["-XX:+UseSerialGC", "-Xmx64m", "-Xss512k", "-XX:TieredStopAtLevel=1"]
-LIFETIME_S = 180  # the JVMs' safety net
+LIFETIME_S = 120  # the JVMs' safety net, beyond the load's own length
 DRAIN = "2s"  # > inter 300 ms x fall 2 (+ one interval of phase), with margin
 REQUEST_TIMEOUT_S = 5.0  # > HAProxy's 3 retries of a refused connection (1 s apart)
 EXIT_MISSING_TOOL = 77
@@ -228,9 +228,9 @@ def compile_backend(cache_dir):
     return classes
 
 
-def java_argv(classes, ready, port=0, stubborn=False):
+def java_argv(classes, ready, port=0, stubborn=False, lifetime=LIFETIME_S):
     argv = [require("java"), *JAVA_OPTS, "-cp", classes, "Backend", "--port", str(port),
-            "--ready", ready, "--lifetime", str(LIFETIME_S)]
+            "--ready", ready, "--lifetime", str(int(lifetime))]
     if stubborn:
         argv.append("--stubborn")
     return argv
@@ -242,7 +242,8 @@ class Backend:
     wrapper(port) -> argv prefix, or None for a plain JVM; port 0 lets the JVM pick (only
     without a wrapper: a wrapper needs the port for its --deregister-url)."""
 
-    def __init__(self, name, classes, workdir, wrapper=None, stubborn=False, attempts=3):
+    def __init__(self, name, classes, workdir, wrapper=None, stubborn=False, lifetime=LIFETIME_S,
+                 attempts=3):
         self.name = name
         self.proc = None
         last = None
@@ -251,7 +252,7 @@ class Backend:
             port = free_port() if wrapper else 0
             if os.path.exists(ready):
                 os.unlink(ready)
-            argv = (wrapper(port) if wrapper else []) + java_argv(classes, ready, port, stubborn)
+            argv = (wrapper(port) if wrapper else []) + java_argv(classes, ready, port, stubborn, lifetime)
             proc = Proc(name, argv, os.path.join(workdir, f"{name}.out"),
                         os.path.join(workdir, f"{name}.err"))
             try:
@@ -554,7 +555,8 @@ def rolling(gracestop, strategy, haproxy_mode, rate=100, seconds=15.0, cache_dir
     workdir = _workdir(keep)
     opened = []
     try:
-        survivor = Backend("b1", classes, workdir)
+        lifetime = seconds + LIFETIME_S
+        survivor = Backend("b1", classes, workdir, lifetime=lifetime)
         opened.append(survivor)
 
         def under_gracestop(port):
@@ -562,15 +564,16 @@ def rolling(gracestop, strategy, haproxy_mode, rate=100, seconds=15.0, cache_dir
                     "--deregister-url", f"http://127.0.0.1:{port}/deregister",
                     "--drain", drain, "--wait", "30", "--remap-exit", "143=0", "--"]
 
-        target = Backend("b2", classes, workdir, wrapper=under_gracestop if strategy == "run" else None)
+        target = Backend("b2", classes, workdir, wrapper=under_gracestop if strategy == "run" else None,
+                         lifetime=lifetime)
         opened.append(target)
         haproxy = HAProxy(haproxy_mode, [("b1", survivor.port), ("b2", target.port)], workdir)
         opened.append(haproxy)
         haproxy.wait_up(["b1", "b2"])
 
-        jvm_fd = os.pidfd_open(target.jvm_pid)  # pinned while it runs (ready file just read)
+        jvm_fd = _pin_jvm(target)
         try:
-            load = Load(haproxy.port, rate)
+            load = Load(haproxy.port, rate, max_seconds=seconds + 60)
             t0 = load.start()
             watch = StatusWatch(haproxy, "b2", t0)
             try:
@@ -595,6 +598,19 @@ def rolling(gracestop, strategy, haproxy_mode, rate=100, seconds=15.0, cache_dir
             item.close()
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _pin_jvm(target):
+    """A pidfd on the target's JVM, checked once pinned: our child, or gracestop's under run.
+    Only waited on, never signalled."""
+    fd = os.pidfd_open(target.jvm_pid)
+    parent = target.proc.pid if target.wrapped else os.getpid()
+    with open(f"/proc/{target.jvm_pid}/status") as f:
+        ppid = next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
+    if ppid != parent:
+        os.close(fd)
+        raise HarnessError(f"PID {target.jvm_pid} is not the backend's JVM (parent {ppid}, not {parent})")
+    return fd
 
 
 def _stop(strategy, gracestop, target, jvm_fd, workdir, t0, drain):
