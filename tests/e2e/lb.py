@@ -93,7 +93,8 @@ class HarnessError(Exception):
 
 
 def require(tool):
-    path = shutil.which(tool)
+    # haproxy lives in /usr/sbin, which a user's PATH may lack.
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
     if path is None:
         raise Missing(f"{tool} is not installed")
     return path
