@@ -7,17 +7,17 @@
 //! process is left alone by gracestop and signalled by catalina.sh.
 //!
 //! A missing nginx or Tomcat is skipped with a notice, and is a failure under
-//! `GRACESTOP_CI`. The cases run one at a time: each is timed, and two JVMs or
-//! two rate-limited downloads at once on a small machine would only add noise.
+//! `GRACESTOP_CI`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
+
+use crate::one_at_a_time;
 
 const GRACESTOP: &str = env!("CARGO_BIN_EXE_gracestop");
 const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/web.py");
@@ -26,8 +26,6 @@ const CATALINA: &str = "/usr/share/tomcat10/bin/catalina.sh";
 const MISSING: i32 = 77;
 /// Every case bounds its own waits to well under this.
 const CASE_LIMIT: Duration = Duration::from_secs(120);
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// `NAME` on `PATH` or in the sbin directories (nginx lives in /usr/sbin).
 fn installed(name: &str) -> bool {
@@ -47,7 +45,7 @@ fn available(what: &str, present: bool) -> bool {
 /// Runs `web.py CASE` against the gracestop under test; the case's JSON result,
 /// or None when web.py reports a missing tool (outside CI).
 fn case(name: &str) -> Option<Value> {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = one_at_a_time();
     let out = tempfile::tempfile().expect("temporary file for web.py's stdout");
     let err = tempfile::tempfile().expect("temporary file for web.py's stderr");
     let python = if installed("python3") { "python3" } else { "/usr/bin/python3" };
