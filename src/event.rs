@@ -438,6 +438,9 @@ pub struct Cut {
     pub step: &'static str,
     pub before: Duration,
     pub after: Duration,
+    /// It takes back, up to `before`, what the steps before it leave of their
+    /// worst case (a deregistration that answers at once).
+    pub elastic: bool,
 }
 
 /// An event ready to print: what both renderings need.
@@ -562,6 +565,9 @@ impl Event {
                         setting(cut.before),
                         setting(cut.after)
                     ));
+                    if cut.elastic {
+                        note.push_str(" (more, up to the full length, when the steps before it end sooner)");
+                    }
                     let key = match cut.step {
                         "drain" => "drain_ms",
                         "wait" => "wait_ms",

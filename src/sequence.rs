@@ -110,6 +110,15 @@ pub trait Step {
         Duration::ZERO
     }
 
+    /// Told, once a plan has been fitted into `--deadline`, the latest moment
+    /// it may end. The plan is fitted to every step's worst case, and a
+    /// deregistration that answers at once leaves most of its own unused: a
+    /// step that was shortened (the drain) takes that time back, up to its
+    /// configured length, without moving anything after it.
+    fn end_by(&mut self, at: Instant) {
+        let _ = at;
+    }
+
     /// Its own line in the plan, before the plan's summary.
     fn planned(&self) -> Option<Event> {
         None
@@ -146,13 +155,26 @@ impl<S: Step + ?Sized> Step for &S {
 
 /// The fixed drain: a sleep through the load balancer's refresh window.
 pub struct Drain<C> {
+    /// As planned: `--drain`, or less once fitted into `--deadline`.
     duration: Duration,
+    /// `--drain` as given: the most it may take back (see [`Step::end_by`]).
+    configured: Duration,
+    /// The latest moment it may end, once fitted into `--deadline`.
+    end_by: Option<Instant>,
     clock: C,
 }
 
 impl<C: Clock> Drain<C> {
     pub fn new(duration: Duration, clock: C) -> Drain<C> {
-        Drain { duration, clock }
+        Drain { duration, configured: duration, end_by: None, clock }
+    }
+
+    /// How long to drain, starting now.
+    fn length(&self) -> Duration {
+        match self.end_by {
+            Some(end) => self.configured.min(end.saturating_duration_since(Instant::now())),
+            None => self.duration,
+        }
     }
 }
 
@@ -171,16 +193,21 @@ impl<C: Clock> Step for Drain<C> {
         cut
     }
 
+    fn end_by(&mut self, at: Instant) {
+        self.end_by = Some(at);
+    }
+
     fn summary(&self) -> Option<String> {
         (!self.duration.is_zero()).then(|| format!("drain {}", setting(self.duration)))
     }
 
     fn run(&self) -> StepRun<'_> {
         Box::pin(async move {
-            if !self.duration.is_zero() {
-                log::emit(Event::DrainStarted { duration: self.duration });
-                self.clock.sleep(self.duration).await;
-                log::emit(Event::DrainDone { duration: self.duration });
+            let duration = self.length();
+            if !duration.is_zero() {
+                log::emit(Event::DrainStarted { duration });
+                self.clock.sleep(duration).await;
+                log::emit(Event::DrainDone { duration });
             }
             Ok(())
         })
@@ -279,24 +306,39 @@ impl<'a> Plan<'a> {
 
     /// Fits the plan into `deadline` by shortening the steps that can be
     /// shortened (the drain), in order, then the wait, so that gracestop's own
-    /// dump and kill come before an outer SIGKILL. Returns what was changed,
-    /// for the log, or None when the plan already fits.
+    /// dump and kill come before an outer SIGKILL. The plan must start now:
+    /// each step is told when, at the latest, it must end ([`Step::end_by`]),
+    /// so that a shortened drain can take back what the steps before it
+    /// leave of their worst case. Returns what was changed, for the log, or
+    /// None when the plan already fits.
     pub fn fit(&mut self, deadline: Duration) -> Option<Event> {
         let worst = self.worst_case();
         let mut over = worst.checked_sub(deadline).filter(|d| !d.is_zero())?;
         let mut cuts = Vec::new();
+        let mut before_it = Duration::ZERO;
         for step in &mut self.steps {
             let before = step.worst_case();
             let cut = step.shorten(over);
             if !cut.is_zero() {
                 over -= cut;
-                cuts.push(Cut { step: step.name(), before, after: step.worst_case() });
+                let elastic = !before_it.is_zero();
+                cuts.push(Cut { step: step.name(), before, after: step.worst_case(), elastic });
             }
+            before_it += step.worst_case();
+        }
+        // Each step must end in time for everything after it to fit: never past
+        // the deadline, even when the plan cannot fit it (then what remains over
+        // is the deregistration's, which nothing takes back).
+        let start = Instant::now();
+        let mut after_it = self.stop.as_ref().map_or(Duration::ZERO, StopPlan::worst_case);
+        for step in self.steps.iter_mut().rev() {
+            step.end_by(start + deadline.saturating_sub(after_it));
+            after_it += step.worst_case();
         }
         if let Some(stop) = &mut self.stop {
             let cut = over.min(stop.wait);
             if !cut.is_zero() {
-                cuts.push(Cut { step: "wait", before: stop.wait, after: stop.wait - cut });
+                cuts.push(Cut { step: "wait", before: stop.wait, after: stop.wait - cut, elastic: false });
                 stop.wait -= cut;
                 over -= cut;
             }
@@ -659,6 +701,7 @@ mod tests {
     }
 
     const SECOND: Duration = Duration::from_secs(1);
+    const MILLI: Duration = Duration::from_millis(1);
 
     fn stop_plan(force: bool, dump: Option<Dump>) -> StopPlan {
         StopPlan { action: StopAction::Signal(Signal::SIGTERM), wait: 30 * SECOND, dump, force }
@@ -900,6 +943,69 @@ mod tests {
         let note = fitted.fit(4 * SECOND).unwrap().render().message;
         assert_eq!(drain_and_wait(&fitted), (Duration::ZERO, Duration::ZERO));
         assert!(note.contains("still 2s over"), "{note}");
+    }
+
+    /// A pre-stop step whose worst case is `worst` but which takes `takes`, as a
+    /// deregistration that answers at once does.
+    struct QuickPreStop {
+        worst: Duration,
+        takes: Duration,
+    }
+
+    impl Step for QuickPreStop {
+        fn name(&self) -> &'static str {
+            "quick"
+        }
+        fn worst_case(&self) -> Duration {
+            self.worst
+        }
+        fn run(&self) -> StepRun<'_> {
+            Box::pin(async move {
+                tokio::time::sleep(self.takes).await;
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_shortened_for_the_steps_before_it_takes_back_what_they_leave() {
+        // The README's preStop: a deregistration budgeted at 16 s, --drain 20s,
+        // --deadline 25s. Fitted to the worst case the drain gets 9 s; it gets its
+        // full 20 s when the deregistration answers at once, 15 s when it takes
+        // 10 s, and exactly the fitted 9 s when it takes its whole worst case,
+        // ending by the deadline in every case.
+        for (takes, drained) in [(0, 20), (10, 15), (16, 9)] {
+            let pre = QuickPreStop { worst: 16 * SECOND, takes: takes * SECOND };
+            let steps: Vec<Box<dyn Step + '_>> = vec![Box::new(&pre), Box::new(Drain::new(20 * SECOND, TokioClock))];
+            let mut plan = Plan { steps, stop: None };
+            let note = plan.fit(25 * SECOND).unwrap().render().message;
+            assert!(note.contains("drain shortened from 20s to 9s (more"), "{note}");
+            let start = Instant::now();
+            before_signal(&plan.steps, &no_requests()).await.unwrap();
+            assert_eq!(start.elapsed(), (takes + drained) * SECOND, "deregistration took {takes}s");
+        }
+        // Cut to nothing, with the wait cut too, it still takes back its 5 s
+        // when the deregistration answers at once (0 + 5 + 23 + 1 <= 40 s).
+        let pre = QuickPreStop { worst: 16 * SECOND, takes: Duration::ZERO };
+        let steps: Vec<Box<dyn Step + '_>> = vec![Box::new(&pre), Box::new(Drain::new(5 * SECOND, TokioClock))];
+        let mut plan = Plan { steps, stop: Some(stop_plan(true, None)) };
+        let note = plan.fit(40 * SECOND).unwrap().render().message;
+        assert!(
+            note.contains("drain shortened from 5s to 0s (more") && note.contains("wait shortened from 30s to 23s")
+        );
+        let start = Instant::now();
+        before_signal(&plan.steps, &no_requests()).await.unwrap();
+        assert_eq!(start.elapsed(), 5 * SECOND);
+
+        // A plan that cannot fit (the deregistration alone is over): the drain
+        // never runs past the deadline, and gets only what is left of it.
+        let pre = QuickPreStop { worst: 16 * SECOND, takes: 3900 * MILLI };
+        let steps: Vec<Box<dyn Step + '_>> = vec![Box::new(&pre), Box::new(Drain::new(3 * SECOND, TokioClock))];
+        let mut plan = Plan { steps, stop: None };
+        assert!(plan.fit(4 * SECOND).unwrap().render().message.contains("still 12s over"));
+        let start = Instant::now();
+        before_signal(&plan.steps, &no_requests()).await.unwrap();
+        assert_eq!(start.elapsed(), 4 * SECOND);
     }
 
     #[test]

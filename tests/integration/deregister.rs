@@ -201,6 +201,24 @@ fn deadline_shorter_than_the_plan_shortens_the_drain_and_says_so() {
 }
 
 #[test]
+fn deadline_drain_takes_back_what_a_quick_deregistration_leaves() {
+    // The preStop shape: the deregistration is budgeted at its worst case (5 s
+    // per attempt, 2 retries: over 15 s), so fitting --drain 3 into --deadline 4
+    // cuts the drain to nothing on paper. The registry answers at once, so the
+    // drain takes its 3 s back, and the command still ends inside the deadline.
+    let sandbox = Sandbox::new();
+    let registry = sandbox.registry(&[]);
+    let mut command = gracestop(Mode::Pidfd);
+    command.args(["drain", "--deregister-url", &registry.url("/down"), "--drain", "3", "--deadline", "4"]);
+    let run = run(command);
+    assert_eq!(run.code(), 0, "{}", run.stderr);
+    assert!(run.stderr.contains("drain shortened from 3s to 0s (more"), "{}", run.stderr);
+    assert!(run.stderr.contains("waiting 3s for load balancers"), "{}", run.stderr);
+    assert!(run.elapsed >= Duration::from_secs(3), "the drain was cut: {:?}\n{}", run.elapsed, run.stderr);
+    assert!(run.elapsed < Duration::from_secs(4), "past the deadline: {:?}", run.elapsed);
+}
+
+#[test]
 fn bad_deregistration_input_exits_2_before_anything_is_called_or_signalled() {
     let sandbox = Sandbox::new();
     let registry = sandbox.registry(&[]);
