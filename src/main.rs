@@ -32,9 +32,11 @@ fn main() -> ExitCode {
 
     // Helper threads (tokio's blocking pool, for DNS) block every signal, so that
     // signals reach the main thread: the one `run` forwards from and reads in.
+    // The park hook lets `run` drop its start-up pages the first time it idles.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_start(gracestop::platform::block_signals_on_this_thread)
+        .on_thread_park(gracestop::platform::supervise::before_park)
         .build();
     let result = match runtime {
         Ok(runtime) => runtime.block_on(gracestop::run(config.command)),

@@ -383,7 +383,7 @@ pub async fn run(config: &RunConfig) -> Result<Exit> {
     let (gone_tx, gone) = watch::channel(false);
     let family = spawn(config, &signals, &jobs, gone)?;
     notify(&[sd_notify::NotifyState::Ready]);
-    supervise::trim_resident_code();
+    supervise::trim_when_idle();
 
     let (requests_tx, requests) = Requests::channel(0);
     let mut supervisor = Supervisor {

@@ -27,7 +27,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
@@ -510,37 +510,140 @@ pub fn signal_descendant(found: &Descendant, sig: Signal) -> io::Result<()> {
     }
 }
 
-/// Drops the start-up code from gracestop's resident set once the child runs.
+/// Set by [`trim_when_idle`]; taken by [`before_park`].
+static TRIM_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Asks for [`trim_resident_code`] the next time the runtime goes idle (see
+/// [`before_park`]): then as little as possible runs after it and faults pages
+/// back in before the supervisor sleeps.
+pub fn trim_when_idle() {
+    TRIM_PENDING.store(true, Ordering::Relaxed);
+}
+
+/// The runtime's hook just before it parks the thread to wait for events.
+pub fn before_park() {
+    if TRIM_PENDING.swap(false, Ordering::Relaxed) {
+        trim_resident_code();
+    }
+}
+
+/// Drops the start-up code and data from gracestop's resident set once the
+/// child runs, and gives the heap's free pages back.
 ///
-/// Parsing options, validating input and building clients touch code that the
-/// idle supervisor never runs again, and the kernel's fault-around maps whole
-/// 64 KiB windows of it. `MADV_DONTNEED` on the read-only, executable mappings of
-/// files that hold no private copy of any page (`Anonymous: 0 kB` in smaps, so
-/// nothing written is lost) unmaps those pages; they stay in the page cache and
-/// fault back in on use. Writable and anonymous mappings are left alone.
+/// Parsing options, validating input and building clients touch code and
+/// read-only data that the idle supervisor never uses again, and the kernel's
+/// fault-around maps whole 64 KiB windows of them. The candidates are the
+/// read-only `PT_LOAD` segments of every loaded ELF object (gracestop itself, the
+/// C library, the loader), found with `dl_iterate_phdr` without any system call;
+/// writable segments, RELRO included (it lies in a writable segment), are never
+/// candidates. A segment is released with `MADV_DONTNEED` only if
+/// `/proc/self/pagemap` shows none of its pages as a private copy (a text
+/// relocation, a debugger's breakpoint): then every resident page is the file's
+/// own, still in the page cache, and faults back in unchanged on use.
 pub fn trim_resident_code() {
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
-    let mut candidate: Option<(usize, usize)> = None;
-    for line in smaps.lines() {
-        let mut fields = line.split_ascii_whitespace();
-        let Some(first) = fields.next() else { continue };
-        if let Some((start, end)) = first.split_once('-') {
-            // A mapping's header: "start-end perms offset dev inode path".
-            let perms = fields.next().unwrap_or("");
-            let path = fields.nth(3).unwrap_or("");
-            candidate = match (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) {
-                (Ok(start), Ok(end)) if perms == "r-xp" && path.starts_with('/') => Some((start, end)),
-                _ => None,
-            };
-        } else if first == "Anonymous:" {
-            if let (Some((start, end)), Some("0")) = (candidate.take(), fields.next()) {
-                // SAFETY: a whole read-only, executable, file-backed mapping of ours
-                // with no private page: MADV_DONTNEED only drops page-table entries,
-                // and the same bytes fault back in from the file on next access.
-                unsafe {
-                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-                }
+    // First, so that the allocator's code is dropped with the rest.
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let pagemap = std::fs::File::open("/proc/self/pagemap").ok();
+    let mut ranges = [(0, 0); 64];
+    let found = read_only_segments(&mut ranges);
+    for &(start, end) in &ranges[..found] {
+        if pagemap.as_ref().and_then(|pagemap| only_file_pages(pagemap, start, end)) == Some(true) {
+            // SAFETY: a read-only segment of a loaded object, whole pages only, whose
+            // resident pages are all the file's (checked just above): MADV_DONTNEED
+            // only drops page-table entries, and the same bytes fault back in from
+            // the file on the next access.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
             }
         }
     }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        size if size > 0 => size as usize,
+        _ => 4096,
+    }
+}
+
+/// Fills `ranges` with the whole pages of every read-only, file-backed
+/// `PT_LOAD` segment of the loaded objects, the kernel's vDSO excepted; returns
+/// how many it found (at most `ranges.len()`).
+fn read_only_segments(ranges: &mut [(usize, usize)]) -> usize {
+    struct Found<'a> {
+        page: usize,
+        vdso: usize,
+        ranges: &'a mut [(usize, usize)],
+        count: usize,
+    }
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info for the duration of the
+        // call, whose dlpi_phdr points to dlpi_phnum program headers, and `data`
+        // is the `Found` that `read_only_segments` lent it.
+        let (info, found) = unsafe { (&*info, &mut *(data as *mut Found)) };
+        let headers = if info.dlpi_phdr.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: see above.
+            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
+        };
+        let bias = info.dlpi_addr as usize;
+        let segments = headers.iter().filter(|h| h.p_type == libc::PT_LOAD).map(|h| {
+            let start = bias.wrapping_add(h.p_vaddr as usize);
+            (h, start, start.wrapping_add(h.p_filesz as usize))
+        });
+        if found.vdso != 0 && segments.clone().any(|(_, start, end)| (start..end).contains(&found.vdso)) {
+            return 0;
+        }
+        for (_, start, end) in segments.filter(|(h, _, _)| h.p_flags & libc::PF_W == 0) {
+            // Inward to whole pages: a page shared with a neighbouring segment stays.
+            let (start, end) = (start.next_multiple_of(found.page), end / found.page * found.page);
+            if start < end && found.count < found.ranges.len() {
+                found.ranges[found.count] = (start, end);
+                found.count += 1;
+            }
+        }
+        0
+    }
+    // SAFETY: getauxval has no preconditions; 0 means absent.
+    let vdso = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) } as usize;
+    let mut found = Found { page: page_size(), vdso, ranges, count: 0 };
+    // SAFETY: the callback only reads what dl_iterate_phdr hands it and writes
+    // to `found`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut found as *mut Found as *mut libc::c_void) };
+    found.count
+}
+
+/// Whether every resident page in `start..end` is a file page (no private or
+/// swapped copy), from `/proc/self/pagemap`: None when it cannot be read.
+fn only_file_pages(pagemap: &std::fs::File, start: usize, end: usize) -> Option<bool> {
+    use std::os::unix::fs::FileExt;
+    const PRESENT: u64 = 1 << 63;
+    const SWAPPED: u64 = 1 << 62;
+    const FILE_OR_SHARED: u64 = 1 << 61;
+    let page = page_size();
+    let mut buf = [0u8; 8 * 512];
+    let mut at = start;
+    while at < end {
+        let pages = ((end - at) / page).min(512);
+        let bytes = &mut buf[..8 * pages];
+        pagemap.read_exact_at(bytes, (at / page * 8) as u64).ok()?;
+        for entry in bytes.chunks_exact(8) {
+            let entry = u64::from_ne_bytes(entry.try_into().ok()?);
+            if entry & SWAPPED != 0 || (entry & PRESENT != 0 && entry & FILE_OR_SHARED == 0) {
+                return Some(false);
+            }
+        }
+        at += pages * page;
+    }
+    Some(true)
 }
