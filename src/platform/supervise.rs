@@ -22,11 +22,10 @@
 //! were ignored when gracestop started, which stay ignored (as under tini and
 //! dumb-init), the stop signal excepted.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nix::errno::Errno;
@@ -348,68 +347,166 @@ pub struct Spawn<'a> {
     pub env_remove: &'a [OsString],
 }
 
+/// Everything the child needs between clone and exec, prepared beforehand: it
+/// shares gracestop's memory there and must not allocate.
+struct Prepared {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    parent: libc::pid_t,
+    death_signal: libc::c_int,
+    stop_signal: libc::c_int,
+    ignored: libc::sigset_t,
+    terminal: Option<RawFd>,
+    cwd: Option<RawFd>,
+    /// Written by the child if it cannot exec: the errno.
+    error: libc::c_int,
+}
+
+/// A C string for the child, or the error `Command` gives for a NUL byte.
+fn c_string(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte found in provided data"))
+}
+
 /// Starts the child in its own process group. Must run on the thread that lives
-/// as long as gracestop (the parent-death signal is tied to the forking thread).
+/// as long as gracestop (the parent-death signal is tied to the forking thread),
+/// with every signal blocked (as [`take_signals`] leaves them until the child
+/// exists).
+///
+/// The child is created the way `posix_spawn` creates it: `clone` with
+/// `CLONE_VM | CLONE_VFORK`, so gracestop's page tables are neither copied nor
+/// torn down again at exec, and gracestop resumes once the child has exec'd or
+/// failed to. `posix_spawn` itself cannot set the parent-death signal. The
+/// program is looked up in `PATH` as `execvp` does (with `execvpe`, given the
+/// environment without `env_remove`).
 pub fn spawn(spec: &Spawn<'_>) -> io::Result<i32> {
-    let (program, args) =
-        spec.argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command"))?;
-    let mut command = Command::new(program);
-    command.args(args).process_group(0);
-    for name in spec.env_remove {
-        command.env_remove(name);
+    if spec.argv.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no command"));
     }
-    let parent = std::process::id() as libc::pid_t;
-    let death_signal = spec.death_signal as libc::c_int;
-    let stop_signal = spec.stop_signal as libc::c_int;
-    let ignored = spec.ignored;
-    let terminal = spec.terminal.map(Terminal::raw);
-    let cwd = spec.cwd.map(|fd| fd.as_raw_fd());
-    // SAFETY: the closure runs between fork and exec in the child, where only
-    // async-signal-safe calls are allowed. It uses setpgid, tcsetpgrp, fchdir,
-    // sigismember, signal, sigemptyset, sigprocmask, prctl, getppid, getpid and
-    // kill through libc, all async-signal-safe, and allocates nothing. The
-    // descriptors it names stay open in the parent until spawn returns.
+    let args = spec.argv.iter().map(|arg| c_string(arg.as_bytes())).collect::<io::Result<Vec<_>>>()?;
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|arg| arg.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let vars = std::env::vars_os()
+        .filter(|(name, _)| !spec.env_remove.contains(name))
+        .map(|(name, value)| {
+            let mut pair = name.into_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            c_string(&pair)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut envp: Vec<*const libc::c_char> = vars.iter().map(|var| var.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let mut prepared = Prepared {
+        program: args[0].as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        parent: std::process::id() as libc::pid_t,
+        death_signal: spec.death_signal as libc::c_int,
+        stop_signal: spec.stop_signal as libc::c_int,
+        ignored: spec.ignored,
+        terminal: spec.terminal.map(Terminal::raw),
+        cwd: spec.cwd.map(|fd| fd.as_raw_fd()),
+        error: 0,
+    };
+    // The child's stack: execvpe copies argv onto it to run a script through
+    // /bin/sh, and needs room for a PATH entry besides (as glibc's posix_spawn).
+    let size = (32 * 1024 + (argv.len() + 2) * std::mem::size_of::<*const libc::c_char>()).next_multiple_of(4096);
+    // SAFETY: a fresh private anonymous mapping, unmapped below once the child no
+    // longer uses it (CLONE_VFORK: after its exec or exit).
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `child_main` runs on its own stack (the top of the mapping, which
+    // grows down) in gracestop's memory while gracestop is suspended
+    // (CLONE_VFORK), and only reads `prepared` (and the strings it points to,
+    // alive until we return), writes its `error`, and makes async-signal-safe
+    // calls; every signal is blocked, so no handler of ours runs in it.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            (stack as *mut u8).add(size) as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &mut prepared as *mut Prepared as *mut libc::c_void,
+        )
+    };
+    let clone_error = io::Error::last_os_error();
+    // SAFETY: the mapping made above; the child has exec'd or exited.
+    unsafe { libc::munmap(stack, size) };
+    if pid < 0 {
+        return Err(clone_error);
+    }
+    // SAFETY: the child is done with `prepared` (exec'd or exited): a plain read.
+    let error = unsafe { std::ptr::read_volatile(&prepared.error) };
+    if error != 0 {
+        // Our own child, exited: reaped here, so the loop never sees it.
+        let _ = waitpid(Pid::from_raw(pid), None);
+        return Err(io::Error::from_raw_os_error(error));
+    }
+    Ok(pid)
+}
+
+/// The child between clone and exec: its process group, the terminal, its
+/// directory, default signal dispositions (but those ignored when gracestop
+/// started), an empty mask, the parent-death signal, then exec. Only
+/// async-signal-safe calls, no allocation: it runs in gracestop's memory.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Prepared` that `spawn` keeps alive and does not touch
+    // until this child has exec'd or exited (CLONE_VFORK); the calls below are
+    // all async-signal-safe and given valid pointers from it.
     unsafe {
-        command.pre_exec(move || {
-            if let Some(fd) = cwd {
-                if libc::fchdir(fd) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+        let spec = &mut *(arg as *mut Prepared);
+        let fail = |spec: &mut Prepared| -> ! {
+            std::ptr::write_volatile(&mut spec.error, *libc::__errno_location());
+            libc::_exit(127)
+        };
+        if libc::setpgid(0, 0) != 0 {
+            fail(spec);
+        }
+        if let Some(fd) = spec.cwd {
+            if libc::fchdir(fd) != 0 {
+                fail(spec);
             }
-            if let Some(fd) = terminal {
-                // Our own group first (std has made it already; this is a no-op
-                // then), so that the terminal goes to a group that exists.
-                // SIGTTOU is still blocked here, so a background caller is not
-                // stopped by the hand-over.
-                libc::setpgid(0, 0);
-                libc::tcsetpgrp(fd, libc::getpid());
+        }
+        if let Some(fd) = spec.terminal {
+            // SIGTTOU is still blocked here, so a background caller is not
+            // stopped by the hand-over.
+            libc::tcsetpgrp(fd, libc::getpid());
+        }
+        // Every signal has a handler of gracestop's (or the disposition it had
+        // when gracestop started, where it could not take it), and exec resets
+        // handlers to the default: only those ignored at start are set, to stay
+        // ignored.
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig != spec.stop_signal && libc::sigismember(&spec.ignored, sig) == 1 {
+                libc::signal(sig, libc::SIG_IGN);
             }
-            for sig in 1..=libc::SIGRTMAX() {
-                if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                    continue;
-                }
-                let keep_ignored = sig != stop_signal && libc::sigismember(&ignored, sig) == 1;
-                // Handlers are reset by exec anyway; ignored dispositions are not.
-                libc::signal(sig, if keep_ignored { libc::SIG_IGN } else { libc::SIG_DFL });
-            }
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // gracestop may have died before the prctl: then nobody would tell us.
-            if libc::getppid() != parent {
-                libc::kill(libc::getpid(), death_signal);
-            }
-            Ok(())
-        });
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            fail(spec);
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, spec.death_signal as libc::c_ulong, 0, 0, 0) != 0 {
+            fail(spec);
+        }
+        // gracestop may have died before the prctl: then nobody would tell us.
+        if libc::getppid() != spec.parent {
+            libc::kill(libc::getpid(), spec.death_signal);
+        }
+        libc::execvpe(spec.program, spec.argv, spec.envp);
+        fail(spec)
     }
-    let child = command.spawn()?;
-    // The reaper owns every wait from here on; dropping Child never waits.
-    Ok(child.id() as i32)
 }
 
 /// One reaped process.
