@@ -39,7 +39,14 @@ fn main() -> ExitCode {
         .on_thread_park(gracestop::platform::supervise::before_park)
         .build();
     let result = match runtime {
-        Ok(runtime) => runtime.block_on(gracestop::run(config.command)),
+        Ok(runtime) => {
+            let result = runtime.block_on(gracestop::run(config.command));
+            // gracestop exits next: the kernel closes the runtime's descriptors
+            // and frees its memory anyway, faster than its orderly shutdown,
+            // which would delay the exit of every `run`.
+            std::mem::forget(runtime);
+            result
+        }
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     let code = match result {

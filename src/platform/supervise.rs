@@ -411,38 +411,26 @@ pub fn spawn(spec: &Spawn<'_>) -> io::Result<i32> {
     };
     // The child's stack: execvpe copies argv onto it to run a script through
     // /bin/sh, and needs room for a PATH entry besides (as glibc's posix_spawn).
-    let size = (32 * 1024 + (argv.len() + 2) * std::mem::size_of::<*const libc::c_char>()).next_multiple_of(4096);
-    // SAFETY: a fresh private anonymous mapping, unmapped below once the child no
-    // longer uses it (CLONE_VFORK: after its exec or exit).
-    let stack = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if stack == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `child_main` runs on its own stack (the top of the mapping, which
-    // grows down) in gracestop's memory while gracestop is suspended
+    // From the heap (16-byte units keep its top aligned): no mapping to make and
+    // unmap on the way to the child.
+    let size = 32 * 1024 + (argv.len() + 2) * std::mem::size_of::<*const libc::c_char>();
+    let mut stack: Vec<u128> = Vec::with_capacity(size.div_ceil(16));
+    // SAFETY: `child_main` runs on its own stack (the top of `stack`'s capacity,
+    // growing down) in gracestop's memory while gracestop is suspended
     // (CLONE_VFORK), and only reads `prepared` (and the strings it points to,
     // alive until we return), writes its `error`, and makes async-signal-safe
     // calls; every signal is blocked, so no handler of ours runs in it.
     let pid = unsafe {
         libc::clone(
             child_main,
-            (stack as *mut u8).add(size) as *mut libc::c_void,
+            stack.as_mut_ptr().add(stack.capacity()) as *mut libc::c_void,
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             &mut prepared as *mut Prepared as *mut libc::c_void,
         )
     };
     let clone_error = io::Error::last_os_error();
-    // SAFETY: the mapping made above; the child has exec'd or exited.
-    unsafe { libc::munmap(stack, size) };
+    // The child has exec'd or exited: its stack is free again.
+    drop(stack);
     if pid < 0 {
         return Err(clone_error);
     }
