@@ -471,14 +471,17 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             // stopped by the hand-over.
             libc::tcsetpgrp(fd, libc::getpid());
         }
-        // Every signal has a handler of gracestop's (or the disposition it had
-        // when gracestop started, where it could not take it), and exec resets
-        // handlers to the default: only those ignored at start are set, to stay
-        // ignored.
+        // Default dispositions before the mask opens, as posix_spawn does: exec
+        // would reset gracestop's handlers anyway, but a signal arriving between
+        // the unblocking and the exec (a Ctrl-C once the child holds the
+        // terminal) must act on the child, not run one of gracestop's handlers
+        // here. Those ignored at start stay ignored.
         for sig in 1..=libc::SIGRTMAX() {
-            if sig != spec.stop_signal && libc::sigismember(&spec.ignored, sig) == 1 {
-                libc::signal(sig, libc::SIG_IGN);
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
             }
+            let keep_ignored = sig != spec.stop_signal && libc::sigismember(&spec.ignored, sig) == 1;
+            libc::signal(sig, if keep_ignored { libc::SIG_IGN } else { libc::SIG_DFL });
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
