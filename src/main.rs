@@ -27,6 +27,9 @@ extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char
     code.into()
 }
 
+/// The async runtime, for the whole life of the process.
+static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+
 #[cfg_attr(test, allow(dead_code))]
 fn gracestop_main() -> u8 {
     let cli = match Cli::try_parse() {
@@ -51,21 +54,17 @@ fn gracestop_main() -> u8 {
 
     // Helper threads (tokio's blocking pool, for DNS) block every signal, so that
     // signals reach the main thread: the one `run` forwards from and reads in.
-    // The park hook lets `run` drop its start-up pages the first time it idles.
+    // The park hook lets `run` drop its start-up pages once it has settled.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_start(gracestop::platform::block_signals_on_this_thread)
         .on_thread_park(gracestop::platform::supervise::before_park)
         .build();
     let result = match runtime {
-        Ok(runtime) => {
-            let result = runtime.block_on(gracestop::run(config.command));
-            // gracestop exits next: the kernel closes the runtime's descriptors
-            // and frees its memory anyway, faster than its orderly shutdown,
-            // which would delay the exit of every `run`.
-            std::mem::forget(runtime);
-            result
-        }
+        // The runtime lives as long as the process: a static is never dropped,
+        // so gracestop exits without the runtime's orderly shutdown (the kernel
+        // closes its descriptors faster), and without leaking it either.
+        Ok(runtime) => RUNTIME.get_or_init(|| runtime).block_on(gracestop::run(config.command)),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     let code = match result {
