@@ -16,8 +16,10 @@ use clap::Parser;
 use gracestop::cli::{self, Cli};
 use gracestop::{exit, log};
 
-/// The process's entry point. A panic ends gracestop with 101, as it would
-/// under Rust's own start-up; stdout is flushed on the way out, as there.
+/// The process's entry point. stdout is flushed on the way out, as under
+/// Rust's own start-up. A panic aborts in the release profile (`panic =
+/// "abort"`); where panics unwind (debug and test builds) it ends gracestop
+/// with 101, as there.
 #[cfg(not(test))]
 #[no_mangle]
 extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
