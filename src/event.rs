@@ -528,6 +528,12 @@ fn subject_value(subject: &Subject) -> Value {
 }
 
 impl Event {
+    /// Whether the event is at the error level, the one `-q` shows, known
+    /// without rendering it (which builds its message and fields).
+    pub fn is_error(&self) -> bool {
+        matches!(self, Event::Error { .. } | Event::StrictFailureKeepsRunning { .. })
+    }
+
     /// The event's level, phase, name, human message and typed fields.
     pub fn render(&self) -> Rendered {
         use Event::*;
@@ -981,6 +987,7 @@ impl Event {
                 f,
             ),
         };
+        debug_assert_eq!(level == Level::Error, self.is_error(), "is_error disagrees with render for {name}");
         Rendered { level, phase, name, message, fields: fields.0 }
     }
 }
@@ -1071,6 +1078,20 @@ mod tests {
         let event = Event::SignalSent { phase: Phase::Kill, target, signal: Signal::SIGKILL, wait: None };
         let json: Value = serde_json::from_str(&event.render().json(Duration::ZERO)).unwrap();
         assert_eq!((json["group"].as_i64(), json["phase"].as_str()), (Some(77), Some("kill")));
+    }
+
+    #[test]
+    fn is_error_is_the_rendered_level() {
+        let events = [
+            Event::Error { message: "x".into() },
+            Event::StrictFailureKeepsRunning { message: "x".into() },
+            Event::GaveUp { target: java(), after: Duration::ZERO },
+            Event::ChildExited { target: java(), ended: Ended::Code(0) },
+            Event::Exiting { code: 0 },
+        ];
+        for event in events {
+            assert_eq!(event.is_error(), event.render().level == Level::Error, "{:?}", event.render().name);
+        }
     }
 
     #[test]

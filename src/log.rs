@@ -115,6 +115,10 @@ fn write_raw(state: &State, text: &str) {
 /// Prints `event` if the verbosity shows it, in the configured format.
 pub fn emit(event: Event) {
     let state = state();
+    // With -q most events are not shown: not even rendered.
+    if state.verbosity == Verbosity::Quiet && !event.is_error() {
+        return;
+    }
     let rendered = event.render();
     if !state.verbosity.shows(rendered.level) {
         return;

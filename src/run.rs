@@ -31,6 +31,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
@@ -350,6 +351,11 @@ fn child_takes_terminal(config: &RunConfig) -> bool {
     }
 }
 
+/// How long after the spawn gracestop drops its start-up pages from memory
+/// ([`supervise::trim_when_idle`]): a command that ends sooner never pays for
+/// it, and the one timer it takes fires once, early, and is gone.
+const TRIM_AFTER: Duration = Duration::from_millis(100);
+
 type Sequence<'a> = Pin<Box<dyn Future<Output = Result<Vec<Fate>>> + 'a>>;
 
 pub async fn run(config: &RunConfig) -> Result<Exit> {
@@ -383,7 +389,6 @@ pub async fn run(config: &RunConfig) -> Result<Exit> {
     let (gone_tx, gone) = watch::channel(false);
     let family = spawn(config, &signals, &jobs, gone)?;
     notify(&[sd_notify::NotifyState::Ready]);
-    supervise::trim_resident_code();
 
     let (requests_tx, requests) = Requests::channel(0);
     let mut supervisor = Supervisor {
@@ -485,6 +490,9 @@ impl<'a> Supervisor<'a> {
     /// Runs until the child and all its descendants are gone; returns the
     /// child's status.
     async fn supervise(&mut self, intake: &Intake) -> Result<Reaped> {
+        let trim = tokio::time::sleep(TRIM_AFTER);
+        tokio::pin!(trim);
+        let mut trim_pending = true;
         loop {
             tokio::select! {
                 biased;
@@ -499,6 +507,10 @@ impl<'a> Supervisor<'a> {
                     if self.on_sequence_end(fates)? {
                         break;
                     }
+                }
+                () = &mut trim, if trim_pending => {
+                    trim_pending = false;
+                    supervise::trim_when_idle();
                 }
             }
             if self.family.is_gone() && self.sequence.is_none() {
