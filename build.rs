@@ -32,6 +32,9 @@ fn main() {
         return;
     }
     if let Some(dir) = path.parent() {
+        // A compiler upgrade that moves or removes the archive runs this again,
+        // rather than leaving a cached search path that no longer links.
+        println!("cargo:rerun-if-changed={}", path.display());
         println!("cargo:rustc-link-search=native={}", dir.display());
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
     }
