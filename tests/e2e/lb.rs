@@ -17,12 +17,11 @@
 //! A missing haproxy, java or javac skips a case with a notice, and fails it under
 //! `GRACESTOP_CI`; a machine that refuses PID namespaces skips the kubelet cases.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::one_at_a_time;
+use crate::{one_at_a_time, python};
 
 const GRACESTOP: &str = env!("CARGO_BIN_EXE_gracestop");
 const LB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/lb.py");
@@ -39,14 +38,6 @@ const GRACE_S: f64 = 10.0;
 /// lb.py's exit codes for a scenario that could not run here.
 const EXIT_MISSING_TOOL: i32 = 77;
 const EXIT_REFUSED: i32 = 78;
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("python3"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
-}
 
 /// Runs lb.py with `args`; its JSON result, or None when the case is skipped here.
 fn lb(args: &[&str]) -> Option<Value> {

@@ -8,6 +8,7 @@
 //! loaded, and two at once on a small machine would share two cores and each
 //! other's timing.
 
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 mod lb;
@@ -19,4 +20,13 @@ static ONE_SCENARIO: Mutex<()> = Mutex::new(());
 /// must still run on its own merits.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     ONE_SCENARIO.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// python3 from `PATH`, else Debian's.
+fn python() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("python3"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
 }

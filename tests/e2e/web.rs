@@ -17,7 +17,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::one_at_a_time;
+use crate::{one_at_a_time, python};
 
 const GRACESTOP: &str = env!("CARGO_BIN_EXE_gracestop");
 const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/web.py");
@@ -48,8 +48,7 @@ fn case(name: &str) -> Option<Value> {
     let _serial = one_at_a_time();
     let out = tempfile::tempfile().expect("temporary file for web.py's stdout");
     let err = tempfile::tempfile().expect("temporary file for web.py's stderr");
-    let python = if installed("python3") { "python3" } else { "/usr/bin/python3" };
-    let mut child = Command::new(python)
+    let mut child = Command::new(python())
         .args([HARNESS, name, "--gracestop", GRACESTOP])
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("dup stdout file"))
