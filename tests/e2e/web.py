@@ -609,21 +609,26 @@ def tomcat_stop_case(gracestop):
     checks = Checks("tomcat-stop")
     tomcat = Tomcat(catalina)
     checks.figures["port_8080_listening"] = tomcat.debian_service_port_8080
-    try:
-        # a. gracestop
+    def stopped_by(command, env=None):
+        """Starts Tomcat, stops it with `command`; the figures, and whether the JVM is gone."""
         since = tomcat.start()
         pid = tomcat.jvm[0]
-        code, took, output, returned = timed(
-            [gracestop, "stop", "--pidfile", tomcat.pidfile, "--wait", "30", "--force"])
+        code, took, output, returned = timed(command, env=env)
         gone = tomcat.wait_gone(5)
         late = returned - tomcat.jvm_exit_at if tomcat.jvm_exit_at else None
-        lines = orderly(tomcat.log(since))
-        checks.figures["gracestop"] = {
+        return {
             "jvm": pid, "exit": code, "seconds": round(took, 3), "jvm_exit": tomcat.jvm_exit,
             "returned_after_jvm_exit_s": round(late, 3) if late is not None else None,
-            "orderly_stop": lines, "output": output.strip().splitlines()[-4:],
-        }
-        checks.check(code == 0, f"gracestop stop exited {code}: {output}")
+            "orderly_stop": orderly(tomcat.log(since)), "output": output.strip().splitlines()[-4:],
+        }, gone, took, output
+
+    try:
+        # a. gracestop
+        ours, gone, took, output = stopped_by(
+            [gracestop, "stop", "--pidfile", tomcat.pidfile, "--wait", "30", "--force"])
+        checks.figures["gracestop"] = ours
+        late, lines = ours["returned_after_jvm_exit_s"], ours["orderly_stop"]
+        checks.check(ours["exit"] == 0, f"gracestop stop exited {ours['exit']}: {output}")
         checks.check(gone, "the JVM still runs after gracestop stop")
         checks.check(None not in lines, f"Tomcat's log lacks the orderly stop: {lines}")
         # gracestop returns the moment the JVM has exited (pidfd), not on a
@@ -631,22 +636,14 @@ def tomcat_stop_case(gracestop):
         checks.check(late is not None and late < 0.5,
                      f"gracestop returned {late} s after the JVM exited (bound: 0.5 s)")
         # 143: the JVM ran its shutdown hooks on SIGTERM; SIGKILL would show as -9.
-        checks.check(tomcat.jvm_exit == 143, f"the JVM ended with {tomcat.jvm_exit}, expected 143 (SIGTERM, handled)")
+        checks.check(ours["jvm_exit"] == 143,
+                     f"the JVM ended with {ours['jvm_exit']}, expected 143 (SIGTERM, handled)")
         tomcat.kill()
 
         # b. catalina.sh
-        since = tomcat.start()
-        pid = tomcat.jvm[0]
-        code, took_c, output, returned = timed([catalina, "stop", "30", "-force"], env=tomcat.env)
-        gone = tomcat.wait_gone(5)
-        late_c = returned - tomcat.jvm_exit_at if tomcat.jvm_exit_at else None
-        lines = orderly(tomcat.log(since))
-        checks.figures["catalina_sh"] = {
-            "jvm": pid, "exit": code, "seconds": round(took_c, 3), "jvm_exit": tomcat.jvm_exit,
-            "returned_after_jvm_exit_s": round(late_c, 3) if late_c is not None else None,
-            "orderly_stop": lines, "output": output.strip().splitlines()[-4:],
-        }
-        checks.check(code == 0, f"catalina.sh stop exited {code}: {output}")
+        theirs, gone, took_c, output = stopped_by([catalina, "stop", "30", "-force"], env=tomcat.env)
+        checks.figures["catalina_sh"] = theirs
+        checks.check(theirs["exit"] == 0, f"catalina.sh stop exited {theirs['exit']}: {output}")
         checks.check(gone, "the JVM still runs after catalina.sh stop")
         checks.check(took < took_c, f"gracestop took {took:.3f} s, catalina.sh {took_c:.3f} s")
         checks.figures["catalina_over_gracestop"] = round(took_c / took, 1) if took > 0 else None
